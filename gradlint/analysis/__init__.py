@@ -1,0 +1,76 @@
+"""Analyses: what the rules read besides the graph itself.
+
+`analyse` runs the gradient-gain estimate (from the initializers, and from the stored weights
+when they were read) and the route facts once per model, so that every rule shares them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gradlint.analysis.routes import Routes, find_routes
+from gradlint.analysis.signal import SignalEstimate, estimate, is_weighted
+from gradlint.graph import Activation, ModelGraph, Node
+
+
+@dataclass
+class Analysis:
+    """A model graph with everything the analyses found out about it."""
+
+    graph: ModelGraph
+    estimate: SignalEstimate
+    weights_estimate: SignalEstimate | None
+    routes: Routes
+    measurements: Any = None  # the probe's, when it ran
+    extra: dict = field(default_factory=dict)
+
+    def weighted_nodes(self) -> list[Node]:
+        return [node for node in self.graph.nodes if is_weighted(node.layer)]
+
+    def node(self, node_id: int) -> Node:
+        return self.graph.nodes[node_id]
+
+    @property
+    def consumers(self) -> list[list[int]]:
+        if "consumers" not in self.extra:
+            self.extra["consumers"] = self.graph.consumers()
+        return self.extra["consumers"]
+
+    def effective_activation(self, node: Node) -> Activation:
+        """The activation applied to a weighted layer's output: its own, or that of the
+        activation layer it feeds directly (``Dense(64)`` then ``Activation("relu")``)."""
+        own = node.layer.activation
+        if own is not None and own.name != "linear":
+            return own
+        following = self.consumers[node.id]
+        if len(following) == 1:
+            consumer = self.graph.nodes[following[0]]
+            if consumer.layer.kind == "activation" and consumer.layer.activation is not None:
+                return consumer.layer.activation
+        return own if own is not None else Activation("linear")
+
+    def gradient_route(self, node_id: int) -> list[int]:
+        """The route the largest share of the gradient takes from the loss to `node_id`,
+        listed from `node_id` to the output."""
+        route = [node_id]
+        seen = {node_id}
+        current = node_id
+        while self.consumers[current]:
+            best = max(self.consumers[current],
+                       key=lambda c: self.estimate[c].gradient or 0.0)
+            if best in seen:
+                break
+            seen.add(best)
+            route.append(best)
+            current = best
+        return route
+
+
+def analyse(graph: ModelGraph) -> Analysis:
+    weights_estimate = estimate(graph, "weights") if graph.weights_read else None
+    return Analysis(graph=graph, estimate=estimate(graph, "initializers"),
+                    weights_estimate=weights_estimate, routes=find_routes(graph))
+
+
+__all__ = ["Analysis", "analyse", "is_weighted"]

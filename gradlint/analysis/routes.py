@@ -1,0 +1,65 @@
+"""Graph facts about the routes the gradient takes from the loss back to each layer.
+
+`depth_to_loss[n]` is the smallest number of weighted layers on any route from node n
+(inclusive) to an output: a residual `Add` or a dense `Concatenate` gives the gradient a
+short route around a block, so every layer of a ResNet stays a few weighted layers from the
+loss while the first layer of a plain 30-layer stack is 30 away. `run_without_normalization`
+counts the same way but restarts at every normalization layer. Both are one pass in reverse
+topological order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gradlint.analysis.signal import is_weighted
+from gradlint.graph import ModelGraph
+
+UNREACHABLE = 1 << 30
+
+
+@dataclass
+class Routes:
+    depth_to_loss: list[int]
+    next_on_route: list[int | None]
+    run_without_normalization: list[int]
+    next_in_run: list[int | None]
+
+    def route(self, node_id: int, *, stop_at_normalization: bool = False) -> list[int]:
+        """The node ids on the shortest route from `node_id` to an output."""
+        follow = self.next_in_run if stop_at_normalization else self.next_on_route
+        route = [node_id]
+        current = follow[node_id]
+        while current is not None:
+            route.append(current)
+            current = follow[current]
+        return route
+
+
+def find_routes(graph: ModelGraph) -> Routes:
+    count = len(graph.nodes)
+    consumers = graph.consumers()
+    outputs = set(graph.outputs)
+    depth = [UNREACHABLE] * count
+    next_on_route: list[int | None] = [None] * count
+    run = [UNREACHABLE] * count
+    next_in_run: list[int | None] = [None] * count
+    for node in reversed(graph.nodes):
+        weighted = 1 if is_weighted(node.layer) else 0
+        best, best_next = (0, None) if node.id in outputs else (UNREACHABLE, None)
+        best_run, best_run_next = (0, None) if node.id in outputs else (UNREACHABLE, None)
+        for consumer in consumers[node.id]:
+            if depth[consumer] < best:
+                best, best_next = depth[consumer], consumer
+            consumer_run = 0 if graph.nodes[consumer].layer.kind == "normalization" else run[consumer]
+            if consumer_run < best_run:
+                best_run = consumer_run
+                best_run_next = None if consumer_run == 0 and \
+                    graph.nodes[consumer].layer.kind == "normalization" else consumer
+        if best < UNREACHABLE:
+            depth[node.id] = best + weighted
+            next_on_route[node.id] = best_next
+        if best_run < UNREACHABLE:
+            run[node.id] = best_run + weighted
+            next_in_run[node.id] = best_run_next
+    return Routes(depth, next_on_route, run, next_in_run)

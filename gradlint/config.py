@@ -1,0 +1,216 @@
+"""Settings: defaults, then the configuration file, then the command line, merged here and
+nowhere else.
+
+The file is the nearest ``gradlint.toml`` (keys at the top level) or ``pyproject.toml`` with
+a ``[tool.gradlint]`` table, searching from the working directory upwards; ``--config``
+names one explicitly and ``--isolated`` ignores them all. Unknown keys and bad values raise
+`ConfigError`, which the command line reports with exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from gradlint.findings import FAIL_LEVELS, SEVERITIES
+
+CONFIG_FILES = ("gradlint.toml", "pyproject.toml")
+DEFAULT_EXCLUDE = (".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "__pycache__",
+                   "node_modules", "site-packages", ".mypy_cache", ".pytest_cache")
+
+
+class ConfigError(ValueError):
+    """A configuration value that gradlint cannot use."""
+
+
+@dataclass
+class Settings:
+    """Everything that steers a lint run, after merging file and command line."""
+
+    select: list[str] | None = None
+    ignore: list[str] = field(default_factory=list)
+    extend_select: list[str] = field(default_factory=list)
+    fail_on: str = "error"
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    per_layer_ignores: dict[str, list[str]] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
+    extend_exclude: list[str] = field(default_factory=list)
+    respect_gitignore: bool = True
+    read_weights: bool = True
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config_path: str | None = None
+    root: str = field(default_factory=os.getcwd)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _load_toml(path: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+
+
+def table_of(path: str) -> dict[str, Any] | None:
+    """The gradlint table of a configuration file, or None if it has none."""
+    data = _load_toml(path)
+    if os.path.basename(path) == "pyproject.toml":
+        table = data.get("tool", {}).get("gradlint")
+        return table if isinstance(table, dict) else None
+    if "tool" in data and isinstance(data["tool"], dict) and "gradlint" in data["tool"]:
+        return data["tool"]["gradlint"]
+    return data
+
+
+def find_config(start: str) -> str | None:
+    """The nearest configuration file at or above `start`."""
+    directory = os.path.abspath(start)
+    while True:
+        for name in CONFIG_FILES:
+            candidate = os.path.join(directory, name)
+            if os.path.isfile(candidate):
+                if name == "gradlint.toml" or table_of(candidate) is not None:
+                    return candidate
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+def _string_list(key: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise ConfigError(f"'{key}' must be a list of strings")
+
+
+def _glob_table(key: str, value: Any) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{key}' must be a table of glob = [codes]")
+    return {pattern: _string_list(f"{key}.{pattern}", codes) for pattern, codes in value.items()}
+
+
+def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"'{key}' must be one of {', '.join(choices)} (got {value!r})")
+    return value
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"'{key}' must be true or false")
+    return value
+
+
+def validate_selectors(key: str, selectors: list[str]) -> None:
+    from gradlint.rule_registry import SelectionError, matching
+
+    for selector in selectors:
+        try:
+            matching(selector)
+        except SelectionError as error:
+            raise ConfigError(f"'{key}': {error}") from None
+
+
+def _rule_table(value: Any) -> dict[str, dict[str, Any]]:
+    from gradlint.rule_registry import find_rule
+
+    if not isinstance(value, dict):
+        raise ConfigError("'rules' must be a table of rule code or name = {options}")
+    result: dict[str, dict[str, Any]] = {}
+    for selector, options in value.items():
+        rule = find_rule(selector)
+        if rule is None:
+            raise ConfigError(f"'rules.{selector}': no rule has that code or name")
+        if not isinstance(options, dict):
+            raise ConfigError(f"'rules.{selector}' must be a table of options")
+        checked: dict[str, Any] = {}
+        for name, option in options.items():
+            where = f"rules.{selector}.{name}"
+            if name == "severity":
+                checked[name] = _choice(where, option, SEVERITIES)
+                continue
+            if name not in rule.options:
+                known = ", ".join(["severity", *rule.options]) or "severity"
+                raise ConfigError(f"'{where}': {rule.code} has no option '{name}' "
+                                  f"(options: {known})")
+            default = rule.options[name]
+            if isinstance(default, bool):
+                checked[name] = _boolean(where, option)
+            elif isinstance(default, (int, float)):
+                if isinstance(option, bool) or not isinstance(option, (int, float)):
+                    raise ConfigError(f"'{where}' must be a number")
+                checked[name] = type(default)(option) if isinstance(default, float) else option
+                if isinstance(default, int) and not isinstance(option, int):
+                    raise ConfigError(f"'{where}' must be a whole number")
+            elif not isinstance(option, type(default)):
+                raise ConfigError(f"'{where}' must be a {type(default).__name__}")
+            else:
+                checked[name] = option
+        result.setdefault(rule.code, {}).update(checked)
+    return result
+
+
+# Every key the file accepts, with how it is read into Settings.
+FILE_KEYS = {
+    "select": lambda v: ("select", _string_list("select", v)),
+    "ignore": lambda v: ("ignore", _string_list("ignore", v)),
+    "extend-select": lambda v: ("extend_select", _string_list("extend-select", v)),
+    "fail-on": lambda v: ("fail_on", _choice("fail-on", v, FAIL_LEVELS)),
+    "per-file-ignores": lambda v: ("per_file_ignores", _glob_table("per-file-ignores", v)),
+    "per-layer-ignores": lambda v: ("per_layer_ignores", _glob_table("per-layer-ignores", v)),
+    "exclude": lambda v: ("exclude", _string_list("exclude", v)),
+    "extend-exclude": lambda v: ("extend_exclude", _string_list("extend-exclude", v)),
+    "respect-gitignore": lambda v: ("respect_gitignore", _boolean("respect-gitignore", v)),
+    "weights": lambda v: ("read_weights", _boolean("weights", v)),
+    "rules": lambda v: ("rules", _rule_table(v)),
+}
+
+
+def apply_table(settings: Settings, table: dict[str, Any], source: str) -> None:
+    for key, value in table.items():
+        reader = FILE_KEYS.get(key)
+        if reader is None:
+            raise ConfigError(f"{source}: unknown key '{key}' (known keys: "
+                              f"{', '.join(sorted(FILE_KEYS))})")
+        try:
+            attribute, parsed = reader(value)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: {error}") from None
+        setattr(settings, attribute, parsed)
+    for key in ("select", "ignore", "extend_select"):
+        validate_selectors(key.replace("_", "-"), getattr(settings, key) or [])
+    for key in ("per_file_ignores", "per_layer_ignores"):
+        for codes in getattr(settings, key).values():
+            validate_selectors(key.replace("_", "-"), codes)
+
+
+def load_settings(config: str | None = None, isolated: bool = False,
+                  start: str | None = None) -> Settings:
+    """Defaults, then the configuration file (unless isolated)."""
+    settings = Settings()
+    if isolated:
+        return settings
+    path = config or find_config(start or os.getcwd())
+    if path is None:
+        return settings
+    if config is not None and not os.path.isfile(config):
+        raise ConfigError(f"configuration file {config} does not exist")
+    table = table_of(path)
+    if table is None:
+        raise ConfigError(f"{path} has no [tool.gradlint] table")
+    settings.config_path = os.path.abspath(path)
+    settings.root = os.path.dirname(settings.config_path)
+    apply_table(settings, table, os.path.relpath(path))
+    return settings

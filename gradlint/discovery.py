@@ -1,0 +1,199 @@
+"""Finding the model files to lint: files named on the command line, and `*.keras`, `*.h5`,
+`*.hdf5` below directories, minus excluded globs and what `.gitignore` files ignore."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+WEIGHTS_ONLY_SUFFIXES = (".weights.h5", ".weights.hdf5")
+
+
+@dataclass
+class Discovery:
+    """What to lint: `explicit` files were named by the user; `found` ones were searched for,
+    so a found file that turns out not to be a model is skipped with a note."""
+
+    explicit: list[str] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    missing: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        return self.explicit + self.found
+
+
+@lru_cache(maxsize=512)
+def glob_to_regex(pattern: str) -> re.Pattern:
+    """A glob with `**` (any number of directories), `*`, `?` and `[...]`, as a regex over
+    '/'-separated paths."""
+    result = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if pattern.startswith("**/", index):
+            result.append("(?:.*/)?")
+            index += 3
+            continue
+        if pattern.startswith("**", index):
+            result.append(".*")
+            index += 2
+            continue
+        if char == "*":
+            result.append("[^/]*")
+        elif char == "?":
+            result.append("[^/]")
+        elif char == "[":
+            end = pattern.find("]", index + 1)
+            if end == -1:
+                result.append(re.escape(char))
+            else:
+                body = pattern[index + 1:end].replace("\\", "\\\\")
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                result.append(f"[{body}]")
+                index = end
+        else:
+            result.append(re.escape(char))
+        index += 1
+    return re.compile("".join(result) + r"\Z")
+
+
+def glob_matches(pattern: str, path: str, root: str | None = None) -> bool:
+    """Whether `path` matches `pattern`: against the path relative to `root`, the path as
+    given, or (for patterns without a '/') any single component."""
+    normalized = path.replace(os.sep, "/")
+    candidates = [normalized]
+    if root is not None:
+        try:
+            relative = os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
+            candidates.append(relative)
+        except ValueError:
+            pass
+    regex = glob_to_regex(pattern.rstrip("/"))
+    if any(regex.match(candidate) for candidate in candidates):
+        return True
+    if "/" not in pattern.rstrip("/"):
+        return any(regex.match(part) for part in normalized.split("/") if part)
+    return False
+
+
+@dataclass
+class _IgnoreRule:
+    regex: re.Pattern
+    negated: bool
+    directory_only: bool
+    base: str
+
+
+def _parse_gitignore(path: str) -> list[_IgnoreRule]:
+    rules = []
+    base = os.path.dirname(os.path.abspath(path))
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return rules
+    for line in lines:
+        line = line.rstrip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        if negated:
+            line = line[1:]
+        line = line.replace("\\#", "#").replace("\\!", "!")
+        directory_only = line.endswith("/")
+        line = line.rstrip("/")
+        if not line:
+            continue
+        anchored = "/" in line
+        line = line.lstrip("/")
+        pattern = line if anchored else "**/" + line
+        rules.append(_IgnoreRule(glob_to_regex(pattern), negated, directory_only, base))
+    return rules
+
+
+class GitIgnore:
+    """`.gitignore` files from the search root up to the repository root, plus the ones met
+    while walking; later and deeper rules win, as in git."""
+
+    def __init__(self, start: str):
+        self._rules: dict[str, list[_IgnoreRule]] = {}
+        directory = os.path.abspath(start)
+        self._root = directory
+        while True:
+            if os.path.exists(os.path.join(directory, ".git")):
+                self._root = directory
+                break
+            parent = os.path.dirname(directory)
+            if parent == directory:
+                break
+            directory = parent
+
+    def _rules_for(self, directory: str) -> list[_IgnoreRule]:
+        if directory not in self._rules:
+            self._rules[directory] = _parse_gitignore(os.path.join(directory, ".gitignore"))
+        return self._rules[directory]
+
+    def ignored(self, path: str, is_directory: bool) -> bool:
+        absolute = os.path.abspath(path)
+        if not absolute.startswith(self._root + os.sep):
+            return False
+        directories = [self._root]
+        for part in os.path.relpath(os.path.dirname(absolute), self._root).split(os.sep):
+            if part not in ("", "."):
+                directories.append(os.path.join(directories[-1], part))
+        result = False
+        for base in directories:
+            for rule in self._rules_for(base):
+                if rule.directory_only and not is_directory:
+                    continue
+                relative = os.path.relpath(absolute, rule.base).replace(os.sep, "/")
+                if rule.regex.match(relative):
+                    result = not rule.negated
+        return result
+
+
+def is_excluded(path: str, patterns: list[str], root: str) -> bool:
+    return any(glob_matches(pattern, path, root) for pattern in patterns)
+
+
+def discover(paths: list[str], *, exclude: list[str], root: str,
+             respect_gitignore: bool = True) -> Discovery:
+    result = Discovery()
+    for path in paths:
+        if os.path.isfile(path):
+            result.explicit.append(path)
+            continue
+        if not os.path.isdir(path):
+            result.missing.append((path, "no such file or directory"))
+            continue
+        if os.path.exists(os.path.join(path, "saved_model.pb")):
+            result.explicit.append(path)  # the reader reports the unsupported format
+            continue
+        gitignore = GitIgnore(path) if respect_gitignore else None
+        found_here = []
+        for directory, subdirectories, files in os.walk(path):
+            subdirectories[:] = sorted(
+                name for name in subdirectories
+                if not is_excluded(os.path.join(directory, name), exclude, root)
+                and not (gitignore and gitignore.ignored(os.path.join(directory, name), True)))
+            for name in sorted(files):
+                full = os.path.join(directory, name)
+                if not name.lower().endswith(MODEL_SUFFIXES):
+                    continue
+                if is_excluded(full, exclude, root) or (gitignore and gitignore.ignored(full, False)):
+                    continue
+                if name.lower().endswith(WEIGHTS_ONLY_SUFFIXES):
+                    result.skipped.append(f"{full}: weights-only file skipped")
+                    continue
+                found_here.append(full)
+        if not found_here:
+            result.missing.append((path, "no model files (*.keras, *.h5, *.hdf5) found in "
+                                         "this directory"))
+        result.found.extend(found_here)
+    return result

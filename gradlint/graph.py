@@ -1,0 +1,159 @@
+"""The model graph: the one representation every reader produces and every rule reads.
+
+A graph node is one *call* of a layer. A layer called twice (a shared layer) gives two
+nodes that point at the same `Layer`; nested models are flattened so that their layers
+appear with path names such as ``encoder/dense_1``. Wrappers (`Bidirectional`,
+`TimeDistributed`, `RNN(cell)`) stay one node whose layer keeps the wrapped layer in
+`Layer.inner`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A normalized activation function: a canonical name and its one parameter, if any."""
+
+    name: str
+    parameter: float | None = None
+
+    def __str__(self) -> str:
+        if self.parameter is None:
+            return self.name
+        return f"{self.name}({self.parameter:g})"
+
+
+@dataclass
+class WeightStats:
+    """Summary statistics of one stored weight tensor, computed without keeping the data."""
+
+    role: str  # "kernel", "bias", "recurrent_kernel", "gamma", ...
+    shape: tuple[int, ...]
+    mean: float
+    std: float
+    zero_fraction: float
+    finite: bool
+    nonfinite_count: int = 0
+
+    @property
+    def size(self) -> int:
+        total = 1
+        for dim in self.shape:
+            total *= dim
+        return total
+
+    @property
+    def second_moment(self) -> float:
+        return self.std * self.std + self.mean * self.mean
+
+
+@dataclass
+class TrainingConfig:
+    """What the saved compile configuration says about the optimizer and the loss."""
+
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    learning_rate_schedule: str | None = None
+    clipnorm: float | None = None
+    clipvalue: float | None = None
+    global_clipnorm: float | None = None
+    loss: Any = None
+
+    @property
+    def clips_gradients(self) -> bool:
+        return any(value for value in (self.clipnorm, self.clipvalue, self.global_clipnorm))
+
+
+@dataclass
+class Layer:
+    """One layer of the model, however many times it is called."""
+
+    path: str
+    class_name: str
+    kind: str
+    config: dict[str, Any]
+    activation: Activation | None = None
+    kernel_initializer: Any = None
+    bias_initializer: Any = None
+    inner: Layer | None = None
+    weights: list[WeightStats] = field(default_factory=list)
+    custom: bool = False
+    module: str | None = None
+
+    @property
+    def effective(self) -> Layer:
+        """The layer that does the work: the wrapped layer of a `TimeDistributed` or `RNN`."""
+        layer = self
+        while layer.inner is not None and layer.kind in ("wrapper",):
+            layer = layer.inner
+        return layer
+
+    def weight(self, role: str) -> WeightStats | None:
+        for stats in self.weights:
+            if stats.role == role:
+                return stats
+        return None
+
+    @property
+    def params(self) -> int:
+        return sum(stats.size for stats in self.weights)
+
+
+@dataclass
+class Node:
+    """One call of a layer: its inputs are the ids of the nodes that produced them."""
+
+    id: int
+    layer: Layer
+    call_index: int
+    inputs: list[int] = field(default_factory=list)
+    input_shapes: list[tuple | None] = field(default_factory=list)
+    output_shape: tuple | None = None
+
+    @property
+    def path(self) -> str:
+        if self.call_index == 0:
+            return self.layer.path
+        return f"{self.layer.path}@{self.call_index}"
+
+
+@dataclass
+class ModelGraph:
+    """A whole model: nodes in topological order, its inputs, outputs and training setup."""
+
+    name: str
+    format: str
+    nodes: list[Node] = field(default_factory=list)
+    inputs: list[int] = field(default_factory=list)
+    outputs: list[int] = field(default_factory=list)
+    training: TrainingConfig | None = None
+    keras_version: str | None = None
+    model_class: str = "Functional"
+    graph_stored: bool = True
+    weights_read: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def layers(self) -> Iterator[Layer]:
+        """Every distinct layer once, in the order of its first call."""
+        seen: set[int] = set()
+        for node in self.nodes:
+            if id(node.layer) not in seen:
+                seen.add(id(node.layer))
+                yield node.layer
+
+    def consumers(self) -> list[list[int]]:
+        """For each node id, the ids of the nodes that read its output."""
+        result: list[list[int]] = [[] for _ in self.nodes]
+        for node in self.nodes:
+            for source in node.inputs:
+                result[source].append(node.id)
+        return result
+
+    @property
+    def params(self) -> int | None:
+        if not self.weights_read:
+            return None
+        return sum(layer.params for layer in self.layers())

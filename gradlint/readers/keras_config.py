@@ -1,0 +1,388 @@
+"""Turn a Keras model configuration (the JSON that every format stores) into a `ModelGraph`.
+
+Handles Keras 3 and Keras 2 configurations: Functional and Sequential models, nested models
+(flattened into path names such as ``encoder/dense_1``), shared layers called several times,
+several inputs and outputs, wrappers and custom layers. Nothing is deserialized: the
+configuration is only read as data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradlint import activations, initializers
+from gradlint.errors import ModelReadError
+from gradlint.graph import Layer, ModelGraph, Node, TrainingConfig
+from gradlint.layer_catalog import MODEL_CLASSES, kind_of, output_shape
+
+KERAS_MODULE_PREFIXES = ("keras", "tf_keras", "tensorflow")
+
+
+def build_graph(model_config: Any, *, format: str, keras2: bool) -> ModelGraph:
+    """Build the graph of a serialized model (``{"class_name": ..., "config": {...}}``)."""
+    if not isinstance(model_config, dict) or "class_name" not in model_config:
+        raise ModelReadError("the configuration is not a Keras model configuration "
+                             "(no 'class_name' at the top level)")
+    config = model_config.get("config")
+    class_name = str(model_config["class_name"])
+    if not isinstance(config, dict):
+        config = {}
+    name = str(config.get("name") or class_name)
+    graph = ModelGraph(name=name, format=format, model_class=class_name)
+    if not isinstance(config.get("layers"), list):
+        graph.graph_stored = False
+        graph.notes.append(
+            f"the model class '{class_name}' saves only its constructor arguments, not its "
+            "layer graph")
+        return graph
+    builder = _GraphBuilder(graph, keras2)
+    if _is_sequential(model_config):
+        graph.outputs = builder.add_sequential(model_config, prefix="", inputs=None)
+    else:
+        graph.outputs = builder.add_functional(model_config, prefix="", inputs=None)
+    complete_shapes(graph)
+    return graph
+
+
+def _is_sequential(entry: dict) -> bool:
+    return entry.get("class_name") == "Sequential"
+
+
+def _is_model(entry: dict) -> bool:
+    config = entry.get("config")
+    return entry.get("class_name") in MODEL_CLASSES or (
+        isinstance(config, dict) and isinstance(config.get("layers"), list))
+
+
+def _is_custom(entry: dict) -> bool:
+    module = entry.get("module")
+    registered = entry.get("registered_name")
+    if isinstance(module, str) and not module.startswith(KERAS_MODULE_PREFIXES):
+        return True
+    if isinstance(registered, str) and ">" in registered:
+        return True
+    return False
+
+
+def make_layer(entry: dict, path: str) -> Layer:
+    """Describe one serialized layer (never instantiating it)."""
+    class_name = str(entry.get("class_name", "?"))
+    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    kind = kind_of(class_name, config)
+    custom = kind == "unknown" or _is_custom(entry)
+    layer = Layer(path=path, class_name=class_name, kind=kind, config=config, custom=custom,
+                  module=entry.get("module"))
+    inner_entry = None
+    if class_name in ("Bidirectional", "TimeDistributed"):
+        inner_entry = config.get("layer")
+    elif class_name == "RNN":
+        inner_entry = config.get("cell")
+        if isinstance(inner_entry, dict) and inner_entry.get("class_name") == "StackedRNNCells":
+            cells = (inner_entry.get("config") or {}).get("cells") or []
+            inner_entry = cells[-1] if cells else None
+    if isinstance(inner_entry, dict):
+        inner_config = inner_entry.get("config") if isinstance(inner_entry.get("config"), dict) else {}
+        layer.inner = make_layer(inner_entry, f"{path}/{inner_config.get('name', 'layer')}")
+    describing = layer.inner if layer.inner is not None and class_name != "TimeDistributed" else None
+    source = describing.config if describing is not None else config
+    if kind == "activation":
+        layer.activation = activations.activation_of_layer(class_name, config) or \
+            activations.normalize(config.get("activation"))
+    elif kind == "wrapper" and layer.inner is not None:
+        layer.activation = layer.inner.activation
+        layer.kernel_initializer = layer.inner.kernel_initializer
+        layer.bias_initializer = layer.inner.bias_initializer
+    elif "activation" in source or kind in ("dense", "conv", "conv_transpose", "depthwise",
+                                            "separable", "recurrent"):
+        layer.activation = activations.normalize(source.get("activation"))
+    if kind != "wrapper":
+        layer.kernel_initializer = initializers.parse(
+            source.get("kernel_initializer") or source.get("depthwise_initializer")
+            or source.get("embeddings_initializer"))
+        layer.bias_initializer = initializers.parse(source.get("bias_initializer"))
+    return layer
+
+
+def _keras3_refs(value: Any, refs: list, shapes: list, key: str | None = None) -> None:
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            tensor_config = value.get("config") or {}
+            history = tensor_config.get("keras_history")
+            if isinstance(history, (list, tuple)) and len(history) >= 3:
+                refs.append((str(history[0]), int(history[1]), int(history[2])))
+                shape = tensor_config.get("shape")
+                shapes.append(tuple(shape) if isinstance(shape, list) else None)
+            return
+        for sub_key, item in value.items():
+            if sub_key != "mask":
+                _keras3_refs(item, refs, shapes, sub_key)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _keras3_refs(item, refs, shapes, key)
+
+
+def _is_keras2_ref(value: Any) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) >= 3 and isinstance(value[0], str)
+            and isinstance(value[1], int) and isinstance(value[2], int))
+
+
+def _keras2_refs(node: Any, refs: list) -> None:
+    if _is_keras2_ref(node):
+        refs.append((node[0], node[1], node[2]))
+        if len(node) > 3 and isinstance(node[3], dict):
+            for key, item in node[3].items():
+                if key != "mask":
+                    _keras2_refs(item, refs)
+        return
+    if isinstance(node, (list, tuple)):
+        for item in node:
+            _keras2_refs(item, refs)
+    elif isinstance(node, dict):
+        for key, item in node.items():
+            if key != "mask":
+                _keras2_refs(item, refs)
+
+
+def parse_inbound_node(node: Any) -> tuple[list[tuple[str, int, int]], list[tuple | None]]:
+    """The tensors one call reads: (layer name, node index, tensor index), and their shapes
+    where the file records them (Keras 3 only)."""
+    refs: list[tuple[str, int, int]] = []
+    shapes: list[tuple | None] = []
+    if isinstance(node, dict) and ("args" in node or "kwargs" in node):
+        _keras3_refs(node.get("args", []), refs, shapes)
+        _keras3_refs(node.get("kwargs", {}), refs, shapes)
+        return refs, shapes
+    _keras2_refs(node, refs)
+    return refs, [None] * len(refs)
+
+
+def _endpoint_list(value: Any) -> list[tuple[str, int, int]]:
+    """`input_layers` / `output_layers`: a list of [name, node, tensor], or just one."""
+    if _is_keras2_ref(value):
+        return [(value[0], value[1], value[2])]
+    result = []
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            result.extend(_endpoint_list(item))
+    elif isinstance(value, dict):
+        for item in value.values():
+            result.extend(_endpoint_list(item))
+    return result
+
+
+class _GraphBuilder:
+    def __init__(self, graph: ModelGraph, keras2: bool):
+        self.graph = graph
+        self.keras2 = keras2
+
+    def new_node(self, layer: Layer, call_index: int, inputs: list[int],
+                 input_shapes: list[tuple | None]) -> int:
+        node = Node(id=len(self.graph.nodes), layer=layer, call_index=call_index,
+                    inputs=list(inputs), input_shapes=list(input_shapes))
+        self.graph.nodes.append(node)
+        return node.id
+
+    def _input_node(self, entry: dict, path: str, shape: Any = None) -> int:
+        layer = make_layer(entry, path)
+        if shape is not None and not layer.config.get("batch_shape"):
+            layer.config = dict(layer.config, batch_shape=list(shape))
+        node_id = self.new_node(layer, 0, [], [])
+        self.graph.inputs.append(node_id)
+        return node_id
+
+    def add_sequential(self, entry: dict, prefix: str, inputs: list[int] | None) -> list[int]:
+        config = entry.get("config") or {}
+        layer_entries = [item for item in config.get("layers", []) if isinstance(item, dict)]
+        current: int | None = inputs[0] if inputs else None
+        for index, item in enumerate(layer_entries):
+            item_config = item.get("config") if isinstance(item.get("config"), dict) else {}
+            layer_name = str(item_config.get("name") or item.get("name") or f"layer_{index}")
+            path = prefix + layer_name
+            if item.get("class_name") == "InputLayer":
+                if current is None:
+                    current = self._input_node(item, path)
+                continue
+            if current is None:
+                shape = (item_config.get("batch_input_shape") or item_config.get("batch_shape")
+                         or config.get("build_input_shape"))
+                current = self._input_node(
+                    {"class_name": "InputLayer", "config": {"name": "input"}}, prefix + "input",
+                    shape=shape)
+            if _is_model(item):
+                outputs = self._add_model(item, path + "/", [current])
+                current = outputs[0] if outputs else current
+                continue
+            current = self.new_node(make_layer(item, path), 0, [current], [None])
+        if current is None:
+            raise ModelReadError("the Sequential model has no layers")
+        return [current]
+
+    def _add_model(self, entry: dict, prefix: str, inputs: list[int]) -> list[int]:
+        if _is_sequential(entry):
+            return self.add_sequential(entry, prefix, inputs)
+        return self.add_functional(entry, prefix, inputs)
+
+    def add_functional(self, entry: dict, prefix: str, inputs: list[int] | None) -> list[int]:
+        config = entry.get("config") or {}
+        layer_entries = [item for item in config.get("layers", []) if isinstance(item, dict)]
+        by_name: dict[str, dict] = {}
+        for item in layer_entries:
+            item_config = item.get("config") if isinstance(item.get("config"), dict) else {}
+            layer_name = str(item.get("name") or item_config.get("name"))
+            by_name[layer_name] = item
+        # (layer name, node index) -> the graph node ids of that call's output tensors.
+        produced: dict[tuple[str, int], list[int]] = {}
+        input_refs = _endpoint_list(config.get("input_layers"))
+        for position, (layer_name, node_index, _) in enumerate(input_refs):
+            item = by_name.get(layer_name)
+            if item is None:
+                raise ModelReadError(f"input layer '{layer_name}' is not among the model's layers")
+            if inputs is not None and position < len(inputs):
+                produced[(layer_name, node_index)] = [inputs[position]]
+            else:
+                produced[(layer_name, node_index)] = [self._input_node(item, prefix + layer_name)]
+        layer_objects: dict[str, Layer] = {}
+        offsets = {name: self._node_offset(item) for name, item in by_name.items()}
+        pending = [(name, item) for name, item in by_name.items()
+                   if item.get("class_name") != "InputLayer"]
+        while pending:
+            still_pending = []
+            progressed = False
+            for layer_name, item in pending:
+                calls = item.get("inbound_nodes") or []
+                done = True
+                for call_index, inbound in enumerate(calls):
+                    if (layer_name, call_index + offsets[layer_name]) in produced:
+                        continue
+                    refs, shapes = parse_inbound_node(inbound)
+                    sources = []
+                    for ref_name, ref_node, ref_tensor in refs:
+                        outputs = produced.get((ref_name, ref_node))
+                        if outputs is None:
+                            sources = None
+                            break
+                        sources.append(outputs[min(ref_tensor, len(outputs) - 1)])
+                    if sources is None:
+                        done = False
+                        break
+                    progressed = True
+                    key = (layer_name, call_index + offsets[layer_name])
+                    if _is_model(item):
+                        suffix = f"@{call_index}" if call_index else ""
+                        produced[key] = self._add_model(item, f"{prefix}{layer_name}{suffix}/",
+                                                        sources)
+                    else:
+                        layer = layer_objects.get(layer_name)
+                        if layer is None:
+                            layer = layer_objects[layer_name] = make_layer(item, prefix + layer_name)
+                        produced[key] = [self.new_node(layer, call_index, sources, shapes)]
+                if not done:
+                    still_pending.append((layer_name, item))
+            if not progressed and still_pending:
+                names = ", ".join(name for name, _ in still_pending[:5])
+                raise ModelReadError(f"the layer graph refers to tensors that no layer produces "
+                                     f"(stuck at: {names})")
+            pending = still_pending
+        outputs = []
+        for layer_name, node_index, tensor_index in _endpoint_list(config.get("output_layers")):
+            produced_ids = produced.get((layer_name, node_index))
+            if produced_ids is None:
+                raise ModelReadError(f"output layer '{layer_name}' is not produced by the graph")
+            outputs.append(produced_ids[min(tensor_index, len(produced_ids) - 1)])
+        return outputs
+
+    def _node_offset(self, item: dict) -> int:
+        """Keras 2 numbers a nested model's calls from 1 when the model was built on its own
+        Input, whose call the configuration leaves out (tf-keras `_should_skip_first_node`)."""
+        if not self.keras2 or not _is_model(item):
+            return 0
+        if item.get("class_name") != "Sequential":
+            return 1
+        layers = (item.get("config") or {}).get("layers") or []
+        if not layers or not isinstance(layers[0], dict):
+            return 0
+        first = layers[0]
+        first_config = first.get("config") if isinstance(first.get("config"), dict) else {}
+        if first.get("class_name") == "InputLayer" or "batch_input_shape" in first_config:
+            return 1
+        return 0
+
+
+def complete_shapes(graph: ModelGraph) -> None:
+    """Fill in each node's output shape: from what its consumers record (Keras 3 stores every
+    tensor's shape) or by inference from the layer configuration."""
+    recorded: dict[int, tuple] = {}
+    for node in graph.nodes:
+        for source, shape in zip(node.inputs, node.input_shapes):
+            if shape is not None and source not in recorded:
+                recorded[source] = shape
+    for node in graph.nodes:
+        input_shapes = []
+        for position, source in enumerate(node.inputs):
+            known = node.input_shapes[position] if position < len(node.input_shapes) else None
+            if known is None:
+                known = graph.nodes[source].output_shape
+            input_shapes.append(known)
+        node.input_shapes = input_shapes
+        if node.id in recorded:
+            node.output_shape = recorded[node.id]
+            continue
+        layer = node.layer
+        inner = None
+        if layer.inner is not None:
+            inner = (layer.inner.class_name, layer.inner.kind, layer.inner.config)
+        class_name = layer.class_name
+        kind = layer.kind
+        if kind == "wrapper" and layer.inner is not None and input_shapes and input_shapes[0]:
+            shape = input_shapes[0]
+            inner_out = output_shape(layer.inner.class_name, layer.inner.kind, layer.inner.config,
+                                     [(shape[0],) + shape[2:]])
+            node.output_shape = shape[:2] + inner_out[1:] if inner_out else None
+            continue
+        try:
+            node.output_shape = output_shape(class_name, kind, layer.config, input_shapes, inner)
+        except (TypeError, ValueError, KeyError, IndexError):
+            node.output_shape = None
+
+
+def _learning_rate(value: Any) -> tuple[float | None, str | None]:
+    if isinstance(value, (int, float)):
+        return float(value), None
+    if isinstance(value, dict):
+        schedule = str(value.get("class_name", "schedule"))
+        config = value.get("config") or {}
+        candidates = [config.get(key) for key in ("initial_learning_rate", "warmup_target",
+                                                   "maximal_learning_rate", "learning_rate")]
+        values = config.get("values")
+        if isinstance(values, list):
+            candidates.extend(values)
+        numbers = [float(c) for c in candidates if isinstance(c, (int, float))]
+        return (max(numbers) if numbers else None), schedule
+    return None, None
+
+
+def parse_training(optimizer: Any, loss: Any) -> TrainingConfig | None:
+    """The optimizer and loss from a compile configuration (Keras 3 `compile_config`,
+    tf-keras's, or a legacy `training_config`'s `optimizer_config`)."""
+    if optimizer is None and loss is None:
+        return None
+    training = TrainingConfig(loss=loss)
+    if isinstance(optimizer, str):
+        training.optimizer = optimizer
+    elif isinstance(optimizer, dict):
+        training.optimizer = str(optimizer.get("class_name", "")).rsplit(">", 1)[-1] or None
+        config = optimizer.get("config") or {}
+        if isinstance(config, dict):
+            # Wrappers such as LossScaleOptimizer keep the real optimizer inside.
+            inner = config.get("inner_optimizer")
+            if isinstance(inner, dict):
+                nested = parse_training(inner, loss)
+                if nested is not None:
+                    return nested
+            rate = config.get("learning_rate", config.get("lr"))
+            training.learning_rate, training.learning_rate_schedule = _learning_rate(rate)
+            for key in ("clipnorm", "clipvalue", "global_clipnorm"):
+                value = config.get(key)
+                if isinstance(value, (int, float)):
+                    setattr(training, key, float(value))
+    return training

@@ -1,0 +1,277 @@
+"""Weight statistics straight from the HDF5 data, for both weight layouts Keras writes.
+
+Statistics are computed in chunks, so a 400 MB kernel never sits in memory whole, and the
+archive's weights member is read in place at its offset inside the zip file.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import zipfile
+from typing import Any, Iterable
+
+from gradlint.graph import Layer, ModelGraph, WeightStats
+
+CHUNK_ELEMENTS = 1 << 21  # 2M values: 16 MB as float64
+
+ROLE_ALIASES = {
+    "depthwise_kernel": "kernel",
+    "embeddings": "kernel",
+    "w": "kernel",
+    "b": "bias",
+}
+
+
+class ArchiveMember(io.RawIOBase):
+    """A read-only, seekable view of a member stored uncompressed inside a zip archive."""
+
+    def __init__(self, path: str, info: zipfile.ZipInfo):
+        super().__init__()
+        self._file = open(path, "rb")
+        self._file.seek(info.header_offset)
+        header = self._file.read(30)
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            self._file.close()
+            raise OSError("bad local file header")
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        self._start = info.header_offset + 30 + name_length + extra_length
+        self._size = info.file_size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._position = offset
+        elif whence == io.SEEK_CUR:
+            self._position += offset
+        else:
+            self._position = self._size + offset
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        remaining = self._size - self._position
+        if remaining <= 0:
+            return 0
+        view = memoryview(buffer)
+        count = min(len(view), remaining)
+        self._file.seek(self._start + self._position)
+        data = self._file.readinto(view[:count])
+        self._position += data or 0
+        return data or 0
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def tensor_stats(dataset: Any, role: str) -> WeightStats:
+    """Mean, standard deviation, zero fraction and finiteness of one HDF5 dataset."""
+    import numpy as np
+
+    shape = tuple(int(d) for d in dataset.shape)
+    size = int(np.prod(shape)) if shape else 1
+    if size == 0 or dataset.dtype.kind not in "fiub":
+        return WeightStats(role, shape, 0.0, 0.0, 0.0, True)
+    count = 0
+    total = 0.0
+    total_sq = 0.0
+    zeros = 0
+    nonfinite = 0
+    if not shape:
+        chunks: Iterable = [np.asarray(dataset[()]).reshape(1)]
+    else:
+        row_size = max(1, size // shape[0])
+        rows = max(1, CHUNK_ELEMENTS // row_size)
+        chunks = (dataset[start:start + rows] for start in range(0, shape[0], rows))
+    for chunk in chunks:
+        values = np.asarray(chunk, dtype=np.float64).ravel()
+        finite = np.isfinite(values)
+        if not finite.all():
+            nonfinite += int(values.size - finite.sum())
+            values = values[finite]
+        count += values.size
+        total += float(values.sum())
+        total_sq += float(np.dot(values, values))
+        zeros += int(values.size - np.count_nonzero(values))
+    mean = total / count if count else 0.0
+    variance = max(total_sq / count - mean * mean, 0.0) if count else 0.0
+    return WeightStats(role=role, shape=shape, mean=mean, std=variance ** 0.5,
+                       zero_fraction=zeros / size, finite=nonfinite == 0,
+                       nonfinite_count=nonfinite)
+
+
+def _roles(layer: Layer, count_2d: int) -> list[str]:
+    kind = layer.kind
+    if kind == "normalization":
+        config = layer.config
+        roles = []
+        if config.get("scale", True):
+            roles.append("gamma")
+        if config.get("center", True):
+            roles.append("beta")
+        return roles + ["moving_mean", "moving_variance"]
+    if kind == "separable":
+        return ["kernel", "pointwise_kernel", "bias"]
+    if kind in ("recurrent",):
+        return ["kernel", "recurrent_kernel", "bias"]
+    if layer.class_name == "PReLU":
+        return ["alpha"]
+    return ["kernel", "bias"]
+
+
+def _canonical(path: str) -> str:
+    return re.sub(r"@\d+", "", path)
+
+
+def _layers_by_canonical_path(graph: ModelGraph) -> dict[str, list[Layer]]:
+    result: dict[str, list[Layer]] = {}
+    for layer in graph.layers():
+        result.setdefault(_canonical(layer.path), []).append(layer)
+    return result
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _datasets_in_order(group: Any) -> list[tuple[str, Any]]:
+    """Every dataset below `group`, forward layers before backward, vars in numeric order."""
+    import h5py
+
+    found: list[tuple[str, Any]] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        keys = sorted(node.keys(), key=lambda k: (k.startswith("backward"), _natural_key(k)))
+        for key in keys:
+            item = node[key]
+            if isinstance(item, h5py.Dataset):
+                found.append((prefix + key, item))
+            else:
+                walk(item, prefix + key + "/")
+
+    walk(group, "")
+    return found
+
+
+def snake_case(name: str, keras2: bool) -> str:
+    """The key Keras gives a layer of this class in the weights file (its saving_lib)."""
+    if keras2:
+        intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+        result = re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
+        return result if not result.startswith("_") else "private" + result
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _assign(layers: list[Layer], datasets: list[tuple[str, Any]]) -> None:
+    if not layers:
+        return
+    layer = layers[0]
+    roles = _roles(layer, 0)
+    stats = []
+    forward_count = 0
+    for index, (name, dataset) in enumerate(datasets):
+        backward = "backward" in name
+        position = index - forward_count if backward else index
+        if not backward:
+            forward_count += 1
+        role = roles[position] if position < len(roles) else f"weight_{position}"
+        stats.append(tensor_stats(dataset, ("backward_" if backward else "") + role))
+    for target in layers:
+        target.weights = stats
+
+
+def attach_archive_weights(graph: ModelGraph, root: Any, model_config: dict, keras2: bool) -> None:
+    """Keras 3 / tf-keras archive layout: ``layers/<class key>/vars/<n>``, nested models under
+    ``layers/<key>/layers/...``. Layers are found by the ``name`` attribute Keras 3.6+ writes on
+    each ``vars`` group, and by class order where it is missing."""
+    by_path = _layers_by_canonical_path(graph)
+    _attach_container(root, model_config, "", by_path, keras2)
+    graph.weights_read = True
+
+
+def _attach_container(group: Any, model_entry: dict, prefix: str,
+                      by_path: dict[str, list[Layer]], keras2: bool) -> None:
+    container = group.get("layers") if hasattr(group, "get") else None
+    if container is None:
+        return
+    key_by_name: dict[str, str] = {}
+    for key in container.keys():
+        vars_group = container[key].get("vars") if hasattr(container[key], "get") else None
+        if vars_group is not None and "name" in vars_group.attrs:
+            value = vars_group.attrs["name"]
+            key_by_name[value.decode() if isinstance(value, bytes) else str(value)] = key
+    counters: dict[str, int] = {}
+    config = model_entry.get("config") or {}
+    for entry in config.get("layers", []):
+        if not isinstance(entry, dict):
+            continue
+        entry_config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+        name = str(entry.get("name") or entry_config.get("name"))
+        class_key = snake_case(str(entry.get("class_name", "")).rsplit(">", 1)[-1], keras2)
+        seen = counters.get(class_key)
+        counters[class_key] = 0 if seen is None else seen + 1
+        fallback = class_key if seen is None else f"{class_key}_{seen + 1}"
+        key = key_by_name.get(name, fallback if not key_by_name else None)
+        if key is None or key not in container:
+            continue
+        member = container[key]
+        if isinstance(entry_config.get("layers"), list):
+            _attach_container(member, entry, f"{prefix}{name}/", by_path, keras2)
+            continue
+        _assign(by_path.get(prefix + name, []), _datasets_in_order(member))
+
+
+def attach_legacy_weights(graph: ModelGraph, model_weights: Any) -> None:
+    """Legacy HDF5 layout: ``model_weights/<layer>/`` with a ``weight_names`` attribute whose
+    entries name the datasets (``dense/kernel:0``); nested models list their inner layers'
+    weights under the outer model's group."""
+    by_path = _layers_by_canonical_path(graph)
+    leaf_names: dict[str, list[str]] = {}
+    for path in by_path:
+        leaf_names.setdefault(path.split("/", 1)[0], []).append(path)
+    for layer_name in model_weights.keys():
+        group = model_weights[layer_name]
+        names = group.attrs.get("weight_names")
+        if names is None or len(names) == 0:
+            continue
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+        subtree = leaf_names.get(layer_name, [])
+        per_layer: dict[str, list[tuple[str, Any]]] = {}
+        for weight_name in names:
+            if weight_name not in group:
+                continue
+            target = layer_name
+            if layer_name + "" not in by_path or by_path[layer_name][0].kind == "model":
+                parts = weight_name.split("/")
+                for part in parts:
+                    match = [p for p in subtree if p.rsplit("/", 1)[-1] == part]
+                    if match:
+                        target = match[0]
+                        break
+            per_layer.setdefault(target, []).append((weight_name, group[weight_name]))
+        for target, datasets in per_layer.items():
+            layers = by_path.get(target, [])
+            if not layers:
+                continue
+            stats = []
+            for weight_name, dataset in datasets:
+                role = weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
+                role = ROLE_ALIASES.get(role, role)
+                if "backward" in weight_name:
+                    role = "backward_" + role
+                stats.append(tensor_stats(dataset, role))
+            for layer in layers:
+                layer.weights = stats
+    graph.weights_read = True

@@ -1,0 +1,137 @@
+"""The report: every linted file with its findings, and the versioned JSON contract.
+
+JSON contract, version 1 (``version`` changes only when a field is removed or changes
+meaning; new fields may appear at any time)::
+
+    {"version": 1,
+     "files": [{"path", "format",
+                "model": {"name", "class", "layers", "params"} | null,
+                "layers": [{"path", "class", "kind", "activation",
+                            "estimate": {"forward_scale", "gradient", "kernel_gradient",
+                                         "stored_weights": {...} | null}}],
+                "findings": [{"code", "name", "severity", "layer", "layers", "message",
+                              "evidence"}],
+                "notes": [str],
+                "error": null | {"code", "message"}}],
+     "summary": {"findings", "by_severity": {"error", "warning", "info"},
+                 "files_linted", "files_unreadable"}}
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from gradlint.findings import SEVERITIES, SEVERITY_RANK, Finding
+
+JSON_VERSION = 1
+
+
+@dataclass
+class FileResult:
+    """One linted file."""
+
+    path: str
+    format: str | None = None
+    model: dict[str, Any] | None = None
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: dict[str, str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def unreadable(self) -> bool:
+        return self.error is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        result = {
+            "path": self.path,
+            "format": self.format,
+            "model": self.model,
+            "layers": self.layers,
+            "findings": [finding.to_dict() for finding in self.findings],
+            "notes": list(self.notes),
+            "error": self.error,
+        }
+        result.update(self.extra)
+        return finite(result)
+
+
+@dataclass
+class Report:
+    """What `gradlint.lint` returns; `to_dict` is the JSON contract."""
+
+    files: list[FileResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [finding for result in self.files for finding in result.findings]
+
+    def counts(self) -> dict[str, int]:
+        counter = Counter(finding.severity for finding in self.findings)
+        return {severity: counter.get(severity, 0) for severity in SEVERITIES}
+
+    def summary(self) -> dict[str, Any]:
+        unreadable = sum(1 for result in self.files if result.unreadable)
+        return {
+            "findings": len(self.findings),
+            "by_severity": self.counts(),
+            "files_linted": len(self.files) - unreadable,
+            "files_unreadable": unreadable,
+        }
+
+    def statistics(self) -> list[tuple[str, str, int]]:
+        """(code, name, count) per rule, most frequent first."""
+        counter = Counter((finding.code, finding.name) for finding in self.findings)
+        return [(code, name, count) for (code, name), count in
+                sorted(counter.items(), key=lambda item: (-item[1], item[0][0]))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": JSON_VERSION,
+            "files": [result.to_dict() for result in self.files],
+            "summary": self.summary(),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=_jsonable)
+
+    def exit_code(self, fail_on: str = "error", exit_zero: bool = False) -> int:
+        """0: nothing at or above `fail_on`; 1: findings at or above it; 2: a file could not
+        be read (2 wins; `exit_zero` turns 1 into 0 but never hides 2)."""
+        if any(result.unreadable for result in self.files):
+            return 2
+        if fail_on == "never" or exit_zero:
+            return 0
+        threshold = SEVERITY_RANK[fail_on]
+        if any(SEVERITY_RANK[finding.severity] >= threshold for finding in self.findings):
+            return 1
+        return 0
+
+
+def finite(value: Any) -> Any:
+    """The same data with NaN and infinities as the strings "nan", "inf" and "-inf", which
+    strict JSON parsers accept."""
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

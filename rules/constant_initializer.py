@@ -1,0 +1,73 @@
+"""Kernels initialized to a constant (Zeros, Ones, Constant), or stored with every value equal.
+
+## What it flags
+Weighted layers whose kernel initializer is `Zeros`, `Ones` or `Constant`, and, when the
+weights are read, stored kernels whose values are all identical. Zero kernels on the output
+layer and on the last layer of a residual branch (zero-init residuals, as in Fixup and
+"zero-gamma" ResNets) are a known, working practice and are not flagged.
+
+## Why it hurts gradient flow
+Every unit of a constant-initialized layer computes the same function and receives the same
+gradient, so the units stay identical for the whole training run: the layer behaves as if it
+had one unit. A zero kernel also passes no gradient at all to the layers before it.
+
+## Example
+    keras.layers.Dense(64, activation="relu", kernel_initializer="zeros")
+
+## Use instead
+A random initializer (`HeNormal` for ReLU layers, `GlorotUniform` otherwise). Constant
+initializers belong on biases and normalization parameters.
+"""
+
+from gradlint.findings import Problem
+
+CODE = "GL204"
+NAME = "constant-initializer"
+SEVERITY = "error"
+GROUPS = ("initialization",)
+ALIASES = ("zero-initializer",)
+OPTIONS = {}
+
+
+def _feeds_residual_add(analysis, node) -> bool:
+    current = node.id
+    while True:
+        following = analysis.consumers[current]
+        if len(following) != 1:
+            return False
+        consumer = analysis.node(following[0])
+        if consumer.layer.kind == "add":
+            return True
+        if consumer.layer.kind not in ("normalization", "activation", "pass_through"):
+            return False
+        current = consumer.id
+
+
+def check(analysis, options):
+    outputs = set(analysis.graph.outputs)
+    seen = set()
+    for node in analysis.weighted_nodes():
+        layer = node.layer
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        initializer = layer.kernel_initializer
+        stored = layer.weight("kernel")
+        if initializer is not None and initializer.is_constant:
+            zero = initializer.constant == 0.0
+            if zero and (node.id in outputs or _feeds_residual_add(analysis, node)):
+                continue
+            yield Problem(
+                f"'{layer.path}' initializes its kernel with {initializer.name}"
+                f"{'' if zero else f'({initializer.constant:g})'}: all its units start "
+                f"identical and stay so{', and it passes no gradient to earlier layers' if zero else ''}",
+                layer=layer.path, layers=[layer.path],
+                evidence={"initializer": initializer.name, "value": initializer.constant})
+        elif stored is not None and stored.size > 1 and stored.std == 0.0 and stored.finite:
+            if stored.mean == 0.0 and (node.id in outputs or _feeds_residual_add(analysis, node)):
+                continue
+            yield Problem(
+                f"'{layer.path}' stores a kernel whose {stored.size} values all equal "
+                f"{stored.mean:g}: its units are identical",
+                layer=layer.path, layers=[layer.path],
+                evidence={"value": stored.mean, "size": stored.size})

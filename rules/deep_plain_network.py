@@ -1,0 +1,57 @@
+"""Many weighted layers on the gradient's shortest route to the loss, with no shortcut around them.
+
+## What it flags
+A layer that the gradient can reach from the loss only by crossing `min-layers` (20) or more
+weighted layers (Dense, convolutions, recurrent layers), because no residual `Add`, dense
+`Concatenate` or auxiliary output gives it a shorter route. A ResNet50's deepest layer is
+about a dozen weighted layers from the loss along its identity shortcuts; the first layer of
+a plain 30-layer stack is 31.
+
+## Why it hurts gradient flow
+He et al. (2016) trained plain convolutional networks of 18 and 34 layers: the deeper one
+had higher *training* error, even with normalization, and residual connections removed the
+gap. Every weighted layer multiplies the gradient by a random matrix, and the product of
+many of them is ill-conditioned even when its average scale is right (Saxe et al. 2014).
+
+## Example
+    x = inputs
+    for _ in range(24):
+        x = keras.layers.Dense(128, activation="relu", kernel_initializer="he_normal")(x)
+
+## Use instead
+Residual blocks (`x = x + block(x)`), dense connections, or fewer layers.
+
+## Options
+- `min-layers` (20): weighted layers on the shortest route at which the rule fires. He et
+  al.'s plain networks degrade from about 20 layers.
+
+## References
+He et al., *Deep Residual Learning for Image Recognition*, CVPR 2016.
+"""
+
+from gradlint.findings import Problem, span
+
+CODE = "GL301"
+NAME = "deep-plain-network"
+SEVERITY = "warning"
+GROUPS = ("architecture",)
+ALIASES = ("no-shortcut",)
+OPTIONS = {"min-layers": 20}
+
+
+def check(analysis, options):
+    routes = analysis.routes
+    weighted = analysis.weighted_nodes()
+    if not weighted:
+        return
+    deepest = max(weighted, key=lambda node: routes.depth_to_loss[node.id])
+    depth = routes.depth_to_loss[deepest.id]
+    if depth < options["min-layers"] or depth >= 1 << 30:
+        return
+    on_route = [analysis.node(n).path for n in routes.route(deepest.id)
+                if n in {node.id for node in weighted}]
+    yield Problem(
+        f"the gradient reaches '{deepest.path}' only through {depth} weighted layers "
+        f"({span(on_route)}) with no shortcut connection around them",
+        layer=deepest.path, layers=on_route,
+        evidence={"weighted_layers_on_route": depth})

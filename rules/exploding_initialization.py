@@ -1,0 +1,74 @@
+"""Initializers that make the estimated signal or gradient grow by orders of magnitude across the model.
+
+## What it flags
+Models whose estimated forward signal (entering a weighted layer or leaving an output) or
+backpropagated gradient grows above `warning-above` (1e2) of its starting value, or above
+`error-above` (1e3) for an error. The finding names the layers whose initializer gain
+fan_in * E[w^2] * E[phi'^2] exceeds one.
+
+## Why it hurts gradient flow
+The mirror image of a vanishing gradient: with weights drawn too wide, each layer multiplies
+the signal and the gradient by more than one, so updates overshoot, losses become NaN and
+training diverges in the first steps (Pascanu et al. 2013). `RandomNormal(stddev=0.5)` at
+fan-in 64 multiplies the variance by 16 per linear layer.
+
+## Example
+    keras.layers.Dense(64, activation="relu",
+                       kernel_initializer=keras.initializers.RandomNormal(stddev=0.5))
+
+## Use instead
+A variance-scaling initializer (`HeNormal`, `GlorotUniform`), normalization layers, and
+gradient clipping (`clipnorm=1.0` on the optimizer) as a safety net.
+
+## Options
+- `error-above` (1e3), `warning-above` (1e2): thresholds on the estimate.
+- `min-gain` (1.5): per-layer gain above which a layer is named as a cause.
+
+## References
+Pascanu, Mikolov & Bengio, *On the difficulty of training recurrent neural networks*,
+ICML 2013. He et al., ICCV 2015.
+"""
+
+from gradlint import activations
+from gradlint.findings import Problem, number, severity_above, span
+
+CODE = "GL203"
+NAME = "exploding-initialization"
+SEVERITY = "error"
+GROUPS = ("initialization", "exploding")
+ALIASES = ()
+OPTIONS = {"error-above": 1e3, "warning-above": 1e2, "min-gain": 1.5}
+
+
+def check(analysis, options):
+    estimate = analysis.estimate
+    candidates = []
+    for node in analysis.weighted_nodes():
+        record = estimate[node.id]
+        if record.input_scale is not None and node.layer.kind != "embedding":
+            candidates.append((record.input_scale, node, "signal entering"))
+        if record.gradient is not None:
+            candidates.append((record.gradient, node, "gradient at"))
+    for output in analysis.graph.outputs:
+        candidates.append((estimate[output].forward_scale, analysis.node(output), "output of"))
+    if not candidates:
+        return
+    worst, worst_node, where = max(candidates, key=lambda item: item[0])
+    severity = severity_above(worst, options["error-above"], options["warning-above"])
+    if severity is None:
+        return
+    causes = []
+    for node in analysis.weighted_nodes():
+        record = estimate[node.id]
+        if record.weight_second_moment is None or record.pre_activation_scale is None:
+            continue
+        slope = activations.moments(analysis.effective_activation(node),
+                                    record.pre_activation_scale ** 2).derivative_second
+        if record.fan_in * record.weight_second_moment * max(slope, 0.5) > options["min-gain"]:
+            causes.append(node.path)
+    causes = causes or [worst_node.path]
+    yield Problem(
+        f"the estimated {where} '{worst_node.path}' grows to {number(worst)} of its starting "
+        f"value; layers drawn too wide: {span(causes)}",
+        layer=causes[0], layers=causes, severity=severity,
+        evidence={"max_estimate": worst, "where": worst_node.path})

@@ -1,0 +1,58 @@
+"""Many weighted layers in a row with neither normalization nor a shortcut between them.
+
+## What it flags
+A run of `min-layers` (12) or more weighted layers on the gradient's shortest route from the
+loss with no normalization layer (BatchNormalization, LayerNormalization, GroupNormalization,
+RMSNormalization, ...) and no shortcut connection.
+
+## Why it hurts gradient flow
+Without normalization, every layer's initialization error compounds: a gain of 0.9 per layer
+is 0.28 after 12 layers and 0.04 after 30, and any drift of the weights during training
+compounds the same way. Normalization resets the scale of the signal at each layer and, in
+the backward pass, divides the gradient by the same scale, which keeps both near one (Ioffe
+& Szegedy 2015). VGG-style stacks of 16 or more unnormalized layers needed staged
+initialization to train at all (Simonyan & Zisserman 2015).
+
+## Example
+    keras.Sequential([keras.Input((64,))] +
+                     [keras.layers.Dense(64, activation="relu") for _ in range(14)])
+
+## Use instead
+`BatchNormalization` after convolutions, `LayerNormalization` in MLPs, transformers and
+recurrent stacks; or residual connections.
+
+## Options
+- `min-layers` (12): the length of an unnormalized run at which the rule fires.
+
+## References
+Ioffe & Szegedy, *Batch Normalization*, ICML 2015. Simonyan & Zisserman, *Very Deep
+Convolutional Networks*, ICLR 2015.
+"""
+
+from gradlint.findings import Problem, span
+
+CODE = "GL302"
+NAME = "missing-normalization"
+SEVERITY = "warning"
+GROUPS = ("architecture",)
+ALIASES = ("no-normalization",)
+OPTIONS = {"min-layers": 12}
+
+
+def check(analysis, options):
+    routes = analysis.routes
+    weighted = analysis.weighted_nodes()
+    if not weighted:
+        return
+    longest = max(weighted, key=lambda node: routes.run_without_normalization[node.id])
+    run = routes.run_without_normalization[longest.id]
+    if run < options["min-layers"] or run >= 1 << 30:
+        return
+    weighted_ids = {node.id for node in weighted}
+    on_route = [analysis.node(n).path
+                for n in routes.route(longest.id, stop_at_normalization=True) if n in weighted_ids]
+    yield Problem(
+        f"{run} weighted layers in a row ({span(on_route)}) with no normalization layer or "
+        "shortcut between them",
+        layer=longest.path, layers=on_route,
+        evidence={"weighted_layers_in_run": run})

@@ -1,0 +1,93 @@
+"""Sigmoid, tanh, hard-sigmoid or softsign activations stacked so deep that the gradient vanishes.
+
+## What it flags
+A chain of saturating activations on the gradient's route from the loss to a layer, deep
+enough that the estimated gradient at that layer's pre-activations falls below
+`warning-below` (1e-2) of the output layer's, or below `error-below` (1e-3) for an error.
+Shallow stacks are not flagged, and neither are the sigmoid gates inside LSTM/GRU cells or a
+sigmoid gate on a side branch (squeeze-and-excitation): the gradient reaches the main input
+through the `Multiply` as well.
+
+## Why it hurts gradient flow
+The sigmoid's derivative is at most 0.25 and the tanh's at most 1, falling fast once units
+leave the linear region. Each layer multiplies the backpropagated gradient by
+fan_out * Var(W) * E[phi'(z)^2], so a stack of sigmoid layers with Glorot init loses about a
+factor of four per layer: 20 such layers predict a first/last kernel-gradient ratio of
+5e-13, and tf.GradientTape measures 9e-13 on the same untrained model (gradlint's accuracy
+tests). Glorot & Bengio (2010) saw deep sigmoid networks stall for this reason.
+
+## Example
+    model = keras.Sequential([keras.Input((64,))] +
+                             [keras.layers.Dense(64, activation="sigmoid") for _ in range(10)] +
+                             [keras.layers.Dense(10, activation="softmax")])
+
+## Use instead
+ReLU-family activations (ReLU, GELU, SiLU) with `HeNormal` init in hidden layers, or add
+normalization (`BatchNormalization`, `LayerNormalization`) and residual connections. Keep
+sigmoid for outputs and gates.
+
+## Options
+- `error-below` (1e-3), `warning-below` (1e-2): thresholds on the estimated gradient
+  relative to the output layer's.
+- `min-layers` (2): saturating activations on the route needed before the decay is blamed
+  on them.
+
+## References
+Glorot & Bengio, *Understanding the difficulty of training deep feedforward neural networks*,
+AISTATS 2010. Schoenholz et al., *Deep Information Propagation*, ICLR 2017.
+"""
+
+from gradlint import activations
+from gradlint.findings import Problem, number, severity_below, span
+
+CODE = "GL101"
+NAME = "saturating-activation-chain"
+SEVERITY = "error"
+GROUPS = ("activation", "vanishing")
+ALIASES = ("sigmoid-chain",)
+OPTIONS = {"error-below": 1e-3, "warning-below": 1e-2, "min-layers": 2}
+
+
+def _saturating(analysis, node) -> bool:
+    layer = node.layer
+    if layer.kind in ("recurrent",):
+        return False
+    if layer.kind == "activation" or analysis.estimate[node.id].weight_second_moment is not None:
+        activation = analysis.effective_activation(node) if layer.kind != "activation" \
+            else layer.activation
+        return activation is not None and activation.name in activations.SATURATING
+    return False
+
+
+def check(analysis, options):
+    estimate = analysis.estimate
+    head = set(analysis.graph.outputs)
+    flagged = set()
+    for node in analysis.graph.nodes:
+        if node.id in flagged or node.id in head or not _saturating(analysis, node):
+            continue
+        gradient = estimate[node.id].gradient
+        if gradient is None:
+            continue
+        severity = severity_below(gradient, options["error-below"], options["warning-below"])
+        if severity is None:
+            continue
+        route = analysis.gradient_route(node.id)
+        chain = [n for n in route if n != route[-1] and _saturating(analysis, analysis.node(n))
+                 and analysis.node(n).layer.kind != "activation"]
+        chain_nodes = [n for n in route if _saturating(analysis, analysis.node(n))]
+        if len(chain_nodes) < options["min-layers"]:
+            continue
+        flagged.update(chain_nodes)
+        paths = [analysis.node(n).path for n in (chain or chain_nodes)]
+        names = sorted({str(analysis.effective_activation(analysis.node(n))
+                            if analysis.node(n).layer.kind != "activation"
+                            else analysis.node(n).layer.activation) for n in chain_nodes})
+        yield Problem(
+            f"{len(chain_nodes)} saturating activations ({', '.join(names)}) from {span(paths)} "
+            f"to the output: the estimated gradient at '{node.path}' is {number(gradient)} of "
+            "the output layer's",
+            layer=node.path, layers=paths, severity=severity,
+            evidence={"gradient": gradient, "saturating_layers": len(chain_nodes),
+                      "activations": names})
+        return

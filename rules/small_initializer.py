@@ -1,0 +1,89 @@
+"""Kernel initializers whose variance is too small for the layer's fan-in, so signal and gradient shrink.
+
+## What it flags
+Weighted layers whose initializer gives fan_in * E[w^2] below `min-gain` (0.5), when the
+estimate over the model shows the consequence: the forward signal entering some weighted
+layer, or the gradient at some layer, falls below `warning-below` (1e-2) of its starting
+value, or below `error-below` (1e-3) for an error. `RandomNormal(stddev=0.01)` at fan-in 128
+gives fan_in * E[w^2] = 0.0128: each such layer shrinks the signal by a factor of nine.
+Layers followed by normalization are not flagged when the normalization restores the scale,
+because then the estimate does not fall.
+
+## Why it hurts gradient flow
+A layer's output variance is fan_in * Var(W) times its input's (for a linear unit), and its
+input gradient is fan_out * Var(W) times its output gradient. Below one, both shrink
+geometrically with depth; after ten such layers little signal reaches the output and little
+gradient reaches the first layer (He et al. 2015, section 2.2; Glorot & Bengio 2010).
+
+## Example
+    keras.layers.Dense(128, activation="relu",
+                       kernel_initializer=keras.initializers.RandomNormal(stddev=0.01))
+
+## Use instead
+A variance-scaling initializer matched to the activation: `HeNormal` for ReLU-family
+activations, `GlorotUniform` (Keras's default) for tanh and linear layers, `LecunNormal` for
+SELU. Or add normalization after the layer.
+
+## Options
+- `min-gain` (0.5): fan_in * E[w^2] below which a layer's initializer counts as small.
+- `error-below` (1e-3), `warning-below` (1e-2): thresholds on the estimate.
+
+## References
+He et al., *Delving Deep into Rectifiers*, ICCV 2015. Glorot & Bengio, AISTATS 2010.
+"""
+
+from gradlint.findings import Problem, number, severity_below, span
+
+CODE = "GL201"
+NAME = "small-initializer"
+SEVERITY = "error"
+GROUPS = ("initialization", "vanishing")
+ALIASES = ()
+OPTIONS = {"min-gain": 0.5, "error-below": 1e-3, "warning-below": 1e-2}
+
+
+def weakest_signal(analysis):
+    """The smallest forward scale entering a weighted layer and the smallest gradient."""
+    scales, gradients = [], []
+    for node in analysis.weighted_nodes():
+        record = analysis.estimate[node.id]
+        if record.input_scale is not None and node.layer.kind != "embedding":
+            scales.append((record.input_scale, node))
+        if record.gradient is not None:
+            gradients.append((record.gradient, node))
+    scale = min(scales, key=lambda item: item[0], default=(None, None))
+    gradient = min(gradients, key=lambda item: item[0], default=(None, None))
+    return scale, gradient
+
+
+def check(analysis, options):
+    small = []
+    for node in analysis.weighted_nodes():
+        record = analysis.estimate[node.id]
+        if node.layer.kind == "embedding" or record.weight_second_moment is None:
+            continue
+        gain = record.fan_in * record.weight_second_moment
+        if gain < options["min-gain"]:
+            small.append((node, gain))
+    if not small:
+        return
+    (scale, scale_node), (gradient, gradient_node) = weakest_signal(analysis)
+    worst = min(value for value in (scale, gradient) if value is not None) \
+        if (scale is not None or gradient is not None) else None
+    if worst is None:
+        return
+    severity = severity_below(worst, options["error-below"], options["warning-below"])
+    if severity is None:
+        return
+    paths = [node.path for node, _ in small]
+    first, gain = small[0]
+    initializer = first.layer.kernel_initializer
+    name = initializer.name if initializer is not None else "the stored weights"
+    yield Problem(
+        f"{span(paths)} start{'s' if len(paths) == 1 else ''} with too small a kernel variance "
+        f"({name}: fan_in * E[w^2] = {number(gain)}, where about 1 to 2 keeps the signal): "
+        f"the estimated signal entering '{scale_node.path}' falls to {number(scale)} and the "
+        f"gradient at '{gradient_node.path}' to {number(gradient)} of the output layer's",
+        layer=first.path, layers=paths, severity=severity,
+        evidence={"fan_in_times_variance": gain, "initializer": name,
+                  "min_forward_scale": scale, "min_gradient": gradient})

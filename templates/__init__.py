@@ -1,0 +1,1 @@
+"""Jinja templates for gradlint's HTML and Markdown reports (package data)."""
