@@ -15,6 +15,7 @@ import sys
 import click
 
 from gradlint import __version__
+from gradlint.renderers import FORMATS
 
 EXIT_USAGE = 2
 
@@ -61,7 +62,6 @@ def main() -> None:
     """
 
 
-FORMAT_CHOICES = ["text", "json"]
 
 
 @main.command()
@@ -78,7 +78,7 @@ FORMAT_CHOICES = ["text", "json"]
               help="Skip files that .gitignore ignores when searching directories (default: on).")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default="0: one per core",
               help="Lint files in parallel processes.")
-@click.option("--output-format", type=click.Choice(FORMAT_CHOICES), default="text",
+@click.option("--output-format", type=click.Choice(list(FORMATS)), default="text",
               show_default=True, help="How to print the findings.")
 @click.option("-o", "--output-file", type=click.Path(dir_okay=False, writable=True),
               help="Write the output to FILE instead of standard output.")
