@@ -3,7 +3,8 @@
 `depth_to_loss[n]` is the smallest number of weighted layers on any route from node n
 (inclusive) to an output: a residual `Add` or a dense `Concatenate` gives the gradient a
 short route around a block, so every layer of a ResNet stays a few weighted layers from the
-loss while the first layer of a plain 30-layer stack is 30 away. `run_without_normalization`
+loss while the first layer of a plain 30-layer stack is 30 away. Depthwise convolutions do
+not count: see `counts_for_depth`. `run_without_normalization`
 counts the same way but restarts at every normalization layer. Both are one pass in reverse
 topological order.
 """
@@ -36,6 +37,13 @@ class Routes:
         return route
 
 
+def counts_for_depth(layer) -> bool:
+    """Weighted layers count, except depthwise convolutions: one mixes no channels and, with
+    the pointwise convolution after it, replaces a single standard convolution (Howard et al.
+    2017; Chollet 2017)."""
+    return is_weighted(layer) and layer.kind != "depthwise"
+
+
 def find_routes(graph: ModelGraph) -> Routes:
     count = len(graph.nodes)
     consumers = graph.consumers()
@@ -45,7 +53,7 @@ def find_routes(graph: ModelGraph) -> Routes:
     run = [UNREACHABLE] * count
     next_in_run: list[int | None] = [None] * count
     for node in reversed(graph.nodes):
-        weighted = 1 if is_weighted(node.layer) else 0
+        weighted = 1 if counts_for_depth(node.layer) else 0
         best, best_next = (0, None) if node.id in outputs else (UNREACHABLE, None)
         best_run, best_run_next = (0, None) if node.id in outputs else (UNREACHABLE, None)
         for consumer in consumers[node.id]:

@@ -11,6 +11,13 @@ gets the identity's gradient and the branch's). Normalization layers reset the f
 and divide the gradient by the input's standard deviation. Both passes visit every node and
 edge once, in topological order, so the cost is linear in layers plus edges.
 
+Reported per node: `forward_scale`, the RMS of its output for unit-variance inputs;
+`gradient`, the RMS of the loss gradient at its pre-activations relative to the output
+layer's, with what pooling and upsampling do to a per-element gradient factored out (so that
+it measures what weights, activations and normalization do); and, for weighted layers,
+`kernel_gradient`, the norm of the kernel's gradient relative to the output layer's kernel's,
+which is what `tf.GradientTape` measures.
+
 The estimate can use the initializers' variances (how training starts; the rules judge
 this one) or the stored weights' statistics (where a trained model stands).
 """
@@ -318,69 +325,63 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
     result.reference = reference
     gradient_out = [0.0] * count
     gradient_pre = [0.0] * count
+    # The same backward pass through an ideal network of the same shape: every layer keeps
+    # the gradient's scale, pooling and upsampling still spread it, and where a tensor feeds
+    # several layers the largest share counts. Dividing by it factors out what the graph's
+    # shape does to a per-element gradient (a global average pool over 7x7 positions divides
+    # it by 49), so `gradient` says what weights, activations and normalization did.
+    ideal_out = [0.0] * count
     for output in graph.outputs:
         gradient_out[output] += 1.0
+        ideal_out[output] = 1.0
     for node in reversed(graph.nodes):
         layer = node.layer
         kind = layer.kind
         g = gradient_out[node.id]
+        ideal = ideal_out[node.id]
         q = pre_activation[node.id]
         if q is not None and node.id not in head:
             g_pre = activations.moments(_activation(layer), q).derivative_second * g
         else:
             g_pre = g
         gradient_pre[node.id] = g_pre
-        if not node.inputs or g == 0.0:
+        if not node.inputs or (g == 0.0 and ideal == 0.0):
             continue
         inputs_second = [second[i] for i in node.inputs]
         s_in = inputs_second[0]
-        if is_weighted(layer):
-            kernel = kernels[node.id]
-            effective_kind = layer.inner.kind if layer.kind == "wrapper" else kind
-            if effective_kind == "embedding":
-                continue
-            if kernel is None:
-                backs = [g]
-            else:
-                backs = [kernel.fan_out * kernel.weight * kernel.second_stage_back * g_pre]
-        elif kind == "activation":
-            backs = [g_pre]
-        elif kind == "normalization":
-            gamma, _ = _normalization_scale(layer, source)
-            variance = max(s_in - mean[node.inputs[0]] ** 2, EPSILON)
-            epsilon = _number(layer.config.get("epsilon"), 1e-3)
-            backs = [g * gamma / (variance + epsilon)]
-        elif kind in ("add", "concatenate"):
-            backs = [g] * len(node.inputs)
-        elif kind == "average":
-            n = len(node.inputs)
-            backs = [g / (n * n)] * n
-        elif kind == "multiply" or kind == "dot":
-            backs = [g * math.prod(s for j, s in enumerate(inputs_second) if j != i)
-                     for i in range(len(node.inputs))]
-        elif kind == "maximum":
-            backs = [g / len(node.inputs)] * len(node.inputs)
-        elif kind in ("pool_max", "pool_avg"):
-            rank = max(len(node.input_shapes[0] or (0, 0, 0, 0)) - 2, 1)
-            size = _pool_size(layer.config, rank)
-            backs = [g / size if kind == "pool_max" else g / (size * size)]
-        elif kind in ("global_pool_max", "global_pool_avg"):
-            size = float(layer_catalog.positions(node.input_shapes[0]))
-            backs = [g / size if kind == "global_pool_max" else g / (size * size)]
-        elif kind == "upsampling":
-            rank = max(len(node.input_shapes[0] or (0, 0, 0)) - 2, 1)
-            size = layer.config.get("size") or 2
-            factor = float(size) ** rank if isinstance(size, int) else float(math.prod(size))
-            backs = [g * factor]
-        elif kind == "repeat":
-            backs = [g * _number(layer.config.get("n"), 1.0)]
-        elif kind == "rescaling":
-            scale = _number(layer.config.get("scale"), 1.0)
-            backs = [g * scale * scale]
+        spread = _structural_factor(node)
+        if spread is not None:
+            backs = [g * spread] * len(node.inputs)
+            ideals = [ideal * spread] * len(node.inputs)
         else:
-            backs = [g] * len(node.inputs)
-        for source_id, back in zip(node.inputs, backs):
+            ideals = [ideal] * len(node.inputs)
+            if is_weighted(layer):
+                kernel = kernels[node.id]
+                effective_kind = layer.inner.kind if layer.kind == "wrapper" else kind
+                if effective_kind == "embedding":
+                    continue
+                if kernel is None:
+                    backs = [g]
+                else:
+                    backs = [kernel.fan_out * kernel.weight * kernel.second_stage_back * g_pre]
+            elif kind == "activation":
+                backs = [g_pre]
+            elif kind == "normalization":
+                gamma, _ = _normalization_scale(layer, source)
+                variance = max(s_in - mean[node.inputs[0]] ** 2, EPSILON)
+                epsilon = _number(layer.config.get("epsilon"), 1e-3)
+                backs = [g * gamma / (variance + epsilon)]
+            elif kind == "multiply" or kind == "dot":
+                backs = [g * math.prod(s for j, s in enumerate(inputs_second) if j != i)
+                         for i in range(len(node.inputs))]
+            elif kind == "rescaling":
+                scale = _number(layer.config.get("scale"), 1.0)
+                backs = [g * scale * scale]
+            else:
+                backs = [g] * len(node.inputs)
+        for source_id, back, ideal_back in zip(node.inputs, backs, ideals):
             gradient_out[source_id] += back
+            ideal_out[source_id] = max(ideal_out[source_id], ideal_back)
 
     reference_kernel = None
     kernel_squares = [None] * count
@@ -399,11 +400,39 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
         reference_kernel = kernel_squares[reference]
     for node in graph.nodes:
         record = result.nodes[node.id]
-        record.gradient = math.sqrt(gradient_pre[node.id]) if gradient_out[node.id] else None
+        ideal = ideal_out[node.id]
+        record.gradient = math.sqrt(gradient_pre[node.id] / ideal) if ideal > 0.0 else None
         square = kernel_squares[node.id]
         if square is not None and reference_kernel:
             record.kernel_gradient = math.sqrt(square / reference_kernel)
     return result
+
+
+def _structural_factor(node: Node) -> float | None:
+    """How a layer that only routes values (pooling, upsampling, averaging, repeating)
+    scales the per-element gradient second moment on its way back; None for other layers."""
+    layer = node.layer
+    kind = layer.kind
+    input_shape = node.input_shapes[0] if node.input_shapes else None
+    if kind in ("pool_max", "pool_avg"):
+        rank = max(len(input_shape or (0, 0, 0, 0)) - 2, 1)
+        size = _pool_size(layer.config, rank)
+        return 1.0 / size if kind == "pool_max" else 1.0 / (size * size)
+    if kind in ("global_pool_max", "global_pool_avg"):
+        size = float(layer_catalog.positions(input_shape))
+        return 1.0 / size if kind == "global_pool_max" else 1.0 / (size * size)
+    if kind == "upsampling":
+        rank = max(len(input_shape or (0, 0, 0)) - 2, 1)
+        size = layer.config.get("size") or 2
+        return float(size) ** rank if isinstance(size, int) else float(math.prod(size))
+    if kind == "repeat":
+        return _number(layer.config.get("n"), 1.0)
+    if kind == "average":
+        count = len(node.inputs)
+        return 1.0 / (count * count)
+    if kind == "maximum":
+        return 1.0 / len(node.inputs)
+    return None
 
 
 def _channels(node: Node) -> int | None:
