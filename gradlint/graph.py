@@ -135,14 +135,18 @@ class ModelGraph:
     graph_stored: bool = True
     weights_read: bool = False
     notes: list[str] = field(default_factory=list)
+    # Weights found in a file whose layer graph is not stored (subclassed models): checked
+    # for themselves, outside any graph.
+    detached_layers: list[Layer] = field(default_factory=list)
 
     def layers(self) -> Iterator[Layer]:
-        """Every distinct layer once, in the order of its first call."""
+        """Every distinct layer once, in the order of its first call, then detached ones."""
         seen: set[int] = set()
         for node in self.nodes:
             if id(node.layer) not in seen:
                 seen.add(id(node.layer))
                 yield node.layer
+        yield from self.detached_layers
 
     def consumers(self) -> list[list[int]]:
         """For each node id, the ids of the nodes that read its output."""

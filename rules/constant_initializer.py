@@ -2,7 +2,9 @@
 
 ## What it flags
 Weighted layers whose kernel initializer is `Zeros`, `Ones` or `Constant`, and, when the
-weights are read, stored kernels whose values are all identical. Zero kernels on the output
+weights are read, stored kernels whose values are all identical (for models whose layer
+graph is not in the file, only non-zero constants, since a zero kernel there may be an
+output layer). Zero kernels on the output
 layer and on the last layer of a residual branch (zero-init residuals, as in Fixup and
 "zero-gamma" ResNets) are a known, working practice and are not flagged.
 
@@ -71,3 +73,13 @@ def check(analysis, options):
                 f"{stored.mean:g}: its units are identical",
                 layer=layer.path, layers=[layer.path],
                 evidence={"value": stored.mean, "size": stored.size})
+    for layer in analysis.graph.detached_layers:
+        for stored in layer.weights:
+            # Without the graph a zero kernel may be a zero-initialized output layer.
+            if stored.role.startswith("kernel") and stored.size > 1 and stored.std == 0.0 \
+                    and stored.finite and stored.mean != 0.0:
+                yield Problem(
+                    f"'{layer.path}' stores a kernel whose {stored.size} values all equal "
+                    f"{stored.mean:g}: its units are identical",
+                    layer=layer.path, layers=[layer.path],
+                    evidence={"value": stored.mean, "size": stored.size})

@@ -61,7 +61,8 @@ def _attach_weights(path: str, info: zipfile.ZipInfo, graph: ModelGraph, config:
 
     import h5py
 
-    from gradlint.readers.weights import ArchiveMember, attach_archive_weights
+    from gradlint.readers.weights import (ArchiveMember, attach_archive_weights,
+                                          detach_archive_weights)
 
     try:
         if info.compress_type == zipfile.ZIP_STORED:
@@ -70,7 +71,10 @@ def _attach_weights(path: str, info: zipfile.ZipInfo, graph: ModelGraph, config:
             with zipfile.ZipFile(path) as archive:
                 handle = io.BytesIO(archive.read(info))
         with handle, h5py.File(handle, "r") as weights:
-            attach_archive_weights(graph, weights, config, keras2)
+            if graph.graph_stored:
+                attach_archive_weights(graph, weights, config, keras2)
+            else:
+                detach_archive_weights(graph, weights)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise ModelReadError(f"{WEIGHTS_MEMBER} inside the archive could not be read "
                              f"({error})") from None

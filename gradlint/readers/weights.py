@@ -192,6 +192,40 @@ def _assign(layers: list[Layer], datasets: list[tuple[str, Any]]) -> None:
         target.weights = stats
 
 
+def detach_archive_weights(graph: ModelGraph, root: Any) -> None:
+    """For a model whose graph is not stored: every ``vars`` group becomes a detached layer
+    named by its place in the file, so its weights can still be checked."""
+    import h5py
+
+    groups: dict[str, list[tuple[str, Any]]] = {}
+
+    def walk(node: Any, path: str) -> None:
+        for key in sorted(node.keys(), key=_natural_key):
+            item = node[key]
+            if isinstance(item, h5py.Dataset):
+                if path.endswith("/vars") or path == "vars":
+                    owner = path[:-len("/vars")] if path.endswith("/vars") else graph.name
+                    groups.setdefault(owner, []).append((key, item))
+            elif key != "optimizer" or path:
+                walk(item, f"{path}/{key}" if path else key)
+
+    walk(root, "")
+    for owner, datasets in groups.items():
+        path = owner.replace("layers/", "").strip("/") or graph.name
+        layer = Layer(path=path, class_name="?", kind="unknown", config={})
+        stats = []
+        kernels = 0
+        for key, dataset in datasets:
+            role = f"weight_{key}"
+            if len(dataset.shape) >= 2:
+                role = "kernel" if kernels == 0 else f"kernel_{kernels}"
+                kernels += 1
+            stats.append(tensor_stats(dataset, role))
+        layer.weights = stats
+        graph.detached_layers.append(layer)
+    graph.weights_read = True
+
+
 def attach_archive_weights(graph: ModelGraph, root: Any, model_config: dict, keras2: bool) -> None:
     """Keras 3 / tf-keras archive layout: ``layers/<class key>/vars/<n>``, nested models under
     ``layers/<key>/layers/...``. Layers are found by the ``name`` attribute Keras 3.6+ writes on
