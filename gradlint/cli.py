@@ -186,13 +186,18 @@ def rule_as_dict(found) -> dict:
 
 
 @main.command(name="rules")
-@click.option("--output-format", type=click.Choice(["text", "json"]), default="text",
+@click.option("--output-format", type=click.Choice(["text", "json", "markdown"]), default="text",
               show_default=True)
 def list_rules(output_format):
     """List every rule with its code, name, default severity and summary."""
     from gradlint.rule_registry import all_rules
 
     rules = all_rules()
+    if output_format == "markdown":
+        from gradlint.renderers.rule_catalog import render_catalog
+
+        click.echo(render_catalog(rules), nl=False)
+        return
     if output_format == "json":
         click.echo(json.dumps([rule_as_dict(r) for r in rules], indent=2))
         return
