@@ -3,7 +3,8 @@
 ## What it flags
 A run of `min-layers` (12) or more weighted layers on the gradient's shortest route from the
 loss with no normalization layer (BatchNormalization, LayerNormalization, GroupNormalization,
-RMSNormalization, ...) and no shortcut connection.
+RMSNormalization, ...) and no shortcut connection. Runs whose layers all use SELU are not
+flagged: SELU with LeCun-normal initialization normalizes itself (Klambauer et al. 2017).
 
 ## Why it hurts gradient flow
 Without normalization, every layer's initialization error compounds: a gain of 0.9 per layer
@@ -25,7 +26,8 @@ recurrent stacks; or residual connections.
 - `min-layers` (12): the length of an unnormalized run at which the rule fires.
 
 ## References
-Ioffe & Szegedy, *Batch Normalization*, ICML 2015. Simonyan & Zisserman, *Very Deep
+Ioffe & Szegedy, *Batch Normalization*, ICML 2015. Klambauer et al., *Self-Normalizing Neural
+Networks*, NeurIPS 2017. Simonyan & Zisserman, *Very Deep
 Convolutional Networks*, ICLR 2015.
 """
 
@@ -49,8 +51,12 @@ def check(analysis, options):
     if run < options["min-layers"] or run >= 1 << 30:
         return
     weighted_ids = {node.id for node in weighted}
-    on_route = [analysis.node(n).path
-                for n in routes.route(longest.id, stop_at_normalization=True) if n in weighted_ids]
+    run_nodes = [analysis.node(n) for n in routes.route(longest.id, stop_at_normalization=True)
+                 if n in weighted_ids]
+    hidden = [node for node in run_nodes if node.id not in analysis.graph.outputs]
+    if hidden and all(analysis.effective_activation(node).name == "selu" for node in hidden):
+        return
+    on_route = [node.path for node in run_nodes]
     yield Problem(
         f"{run} weighted layers in a row ({span(on_route)}) with no normalization layer or "
         "shortcut between them",

@@ -289,11 +289,16 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
         elif kind == "normalization":
             gamma, beta = _normalization_scale(layer, source)
             s_out, m_out = gamma + beta, 0.0
-        elif kind in ("add",):
-            s_out, m_out = sum(inputs_second), sum(inputs_mean)
-        elif kind == "average":
-            n = max(len(inputs_second), 1)
-            s_out, m_out = sum(inputs_second) / (n * n), sum(inputs_mean) / n
+        elif kind in ("add", "average"):
+            # Independent summands: variances add, means add (Subtract negates the second).
+            signs = [-1.0 if layer.class_name == "Subtract" and i else 1.0
+                     for i in range(len(inputs_mean))]
+            variance = sum(max(s - m * m, 0.0) for s, m in zip(inputs_second, inputs_mean))
+            m_out = sum(sign * m for sign, m in zip(signs, inputs_mean))
+            s_out = variance + m_out * m_out
+            if kind == "average":
+                n = max(len(inputs_second), 1)
+                s_out, m_out = s_out / (n * n), m_out / n
         elif kind == "multiply":
             s_out, m_out = math.prod(inputs_second), math.prod(inputs_mean)
         elif kind == "maximum":
@@ -368,7 +373,7 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
                 backs = [g_pre]
             elif kind == "normalization":
                 gamma, _ = _normalization_scale(layer, source)
-                variance = max(s_in - mean[node.inputs[0]] ** 2, EPSILON)
+                variance = max(s_in - mean[node.inputs[0]] ** 2, 1e-6 * s_in, EPSILON)
                 epsilon = _number(layer.config.get("epsilon"), 1e-3)
                 backs = [g * gamma / (variance + epsilon)]
             elif kind == "multiply" or kind == "dot":
