@@ -75,7 +75,8 @@ class ArchiveMember(io.RawIOBase):
 
 
 def tensor_stats(dataset: Any, role: str) -> WeightStats:
-    """Mean, standard deviation, zero fraction and finiteness of one HDF5 dataset."""
+    """Mean, standard deviation, zero fraction and finiteness of one HDF5 dataset, read in
+    chunks of about 2M values in the stored precision."""
     import numpy as np
 
     shape = tuple(int(d) for d in dataset.shape)
@@ -94,14 +95,22 @@ def tensor_stats(dataset: Any, role: str) -> WeightStats:
         rows = max(1, CHUNK_ELEMENTS // row_size)
         chunks = (dataset[start:start + rows] for start in range(0, shape[0], rows))
     for chunk in chunks:
-        values = np.asarray(chunk, dtype=np.float64).ravel()
-        finite = np.isfinite(values)
-        if not finite.all():
-            nonfinite += int(values.size - finite.sum())
+        values = np.asarray(chunk).ravel()
+        if values.dtype.kind != "f":
+            values = values.astype(np.float64)
+        chunk_sum = float(values.sum(dtype=np.float64))
+        chunk_sq = float(np.dot(values, values))
+        if not (np.isfinite(chunk_sum) and np.isfinite(chunk_sq)):
+            # NaN and Inf make the sums non-finite; so can float32 overflow of huge values.
+            values = values.astype(np.float64)
+            finite = np.isfinite(values)
+            nonfinite += int(values.size - np.count_nonzero(finite))
             values = values[finite]
+            chunk_sum = float(values.sum())
+            chunk_sq = float(np.dot(values, values))
         count += values.size
-        total += float(values.sum())
-        total_sq += float(np.dot(values, values))
+        total += chunk_sum
+        total_sq += chunk_sq
         zeros += int(values.size - np.count_nonzero(values))
     mean = total / count if count else 0.0
     variance = max(total_sq / count - mean * mean, 0.0) if count else 0.0
