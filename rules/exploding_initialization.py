@@ -29,7 +29,6 @@ Pascanu, Mikolov & Bengio, *On the difficulty of training recurrent neural netwo
 ICML 2013. He et al., ICCV 2015.
 """
 
-from gradlint import activations
 from gradlint.findings import Problem, number, severity_above, span
 
 CODE = "GL203"
@@ -60,10 +59,9 @@ def check(analysis, options):
     causes = []
     for node in analysis.weighted_nodes():
         record = estimate[node.id]
-        if record.weight_second_moment is None or record.pre_activation_scale is None:
+        if record.weight_second_moment is None or record.activation_slope is None:
             continue
-        slope = activations.moments(analysis.effective_activation(node),
-                                    record.pre_activation_scale ** 2).derivative_second
+        slope = record.activation_slope
         if record.fan_in * record.weight_second_moment * max(slope, 0.5) > options["min-gain"]:
             causes.append(node.path)
     causes = causes or [worst_node.path]

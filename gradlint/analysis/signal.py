@@ -47,6 +47,7 @@ class NodeEstimate:
     gradient: float | None = None
     kernel_gradient: float | None = None
     input_scale: float | None = None
+    activation_slope: float | None = None  # E[phi'(z)^2] at the pre-activation variance
     weight_second_moment: float | None = None
     fan_in: float | None = None
     fan_out: float | None = None
@@ -282,10 +283,12 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
                 pre_activation[node.id] = q
                 moment = activations.moments(_activation(layer), q)
                 s_out, m_out = moment.second, moment.mean
+                record.activation_slope = moment.derivative_second
         elif kind == "activation":
             pre_activation[node.id] = s_in
             moment = activations.moments(_activation(layer), s_in)
             s_out, m_out = moment.second, moment.mean
+            record.activation_slope = moment.derivative_second
         elif kind == "normalization":
             gamma, beta = _normalization_scale(layer, source)
             s_out, m_out = gamma + beta, 0.0
@@ -344,9 +347,9 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
         kind = layer.kind
         g = gradient_out[node.id]
         ideal = ideal_out[node.id]
-        q = pre_activation[node.id]
-        if q is not None and node.id not in head:
-            g_pre = activations.moments(_activation(layer), q).derivative_second * g
+        slope = result.nodes[node.id].activation_slope
+        if slope is not None and node.id not in head:
+            g_pre = slope * g
         else:
             g_pre = g
         gradient_pre[node.id] = g_pre
