@@ -38,6 +38,7 @@ AISTATS 2010. Schoenholz et al., *Deep Information Propagation*, ICLR 2017.
 """
 
 from gradlint import activations
+from gradlint.analysis import is_weighted
 from gradlint.findings import Problem, number, severity_below, span
 
 CODE = "GL101"
@@ -48,46 +49,52 @@ ALIASES = ("sigmoid-chain",)
 OPTIONS = {"error-below": 1e-3, "warning-below": 1e-2, "min-layers": 2}
 
 
-def _saturating(analysis, node) -> bool:
-    layer = node.layer
-    if layer.kind in ("recurrent",):
-        return False
-    if layer.kind == "activation" or analysis.estimate[node.id].weight_second_moment is not None:
-        activation = analysis.effective_activation(node) if layer.kind != "activation" \
-            else layer.activation
-        return activation is not None and activation.name in activations.SATURATING
-    return False
+def saturating_units(analysis, node_ids) -> list[int]:
+    """The nodes among `node_ids` that apply a saturating activation, counting a weighted
+    layer and the activation layer right after it once, and leaving out the loss's own
+    output activation and the gates inside recurrent cells."""
+    head = analysis.estimate.head
+    found = []
+    for node_id in node_ids:
+        node = analysis.node(node_id)
+        if node_id in head:
+            continue
+        if node.layer.kind == "activation":
+            producer = analysis.node(node.inputs[0]) if node.inputs else None
+            if producer is not None and is_weighted(producer.layer):
+                continue
+            activation = node.layer.activation
+        elif is_weighted(node.layer) and node.layer.kind != "recurrent":
+            activation = analysis.effective_activation(node)
+        else:
+            continue
+        if activation is not None and activation.name in activations.SATURATING:
+            found.append(node_id)
+    return found
 
 
 def check(analysis, options):
     estimate = analysis.estimate
-    head = set(analysis.graph.outputs)
-    flagged = set()
-    for node in analysis.graph.nodes:
-        if node.id in flagged or node.id in head or not _saturating(analysis, node):
-            continue
-        gradient = estimate[node.id].gradient
+    for node_id in saturating_units(analysis, range(len(analysis.graph.nodes))):
+        node = analysis.node(node_id)
+        gradient = estimate[node_id].gradient
         if gradient is None:
             continue
         severity = severity_below(gradient, options["error-below"], options["warning-below"])
         if severity is None:
             continue
-        route = analysis.gradient_route(node.id)
-        chain = [n for n in route if n != route[-1] and _saturating(analysis, analysis.node(n))
-                 and analysis.node(n).layer.kind != "activation"]
-        chain_nodes = [n for n in route if _saturating(analysis, analysis.node(n))]
-        if len(chain_nodes) < options["min-layers"]:
+        chain = saturating_units(analysis, analysis.gradient_route(node_id))
+        if len(chain) < options["min-layers"]:
             continue
-        flagged.update(chain_nodes)
-        paths = [analysis.node(n).path for n in (chain or chain_nodes)]
-        names = sorted({str(analysis.effective_activation(analysis.node(n))
-                            if analysis.node(n).layer.kind != "activation"
-                            else analysis.node(n).layer.activation) for n in chain_nodes})
+        paths = [analysis.node(n).path for n in chain]
+        names = sorted({str(analysis.effective_activation(analysis.node(n)))
+                        if analysis.node(n).layer.kind != "activation"
+                        else str(analysis.node(n).layer.activation) for n in chain})
         yield Problem(
-            f"{len(chain_nodes)} saturating activations ({', '.join(names)}) from {span(paths)} "
+            f"{len(chain)} saturating activations ({', '.join(names)}) from {span(paths)} "
             f"to the output: the estimated gradient at '{node.path}' is {number(gradient)} of "
             "the output layer's",
             layer=node.path, layers=paths, severity=severity,
-            evidence={"gradient": gradient, "saturating_layers": len(chain_nodes),
+            evidence={"gradient": gradient, "saturating_layers": len(chain),
                       "activations": names})
         return

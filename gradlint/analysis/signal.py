@@ -74,6 +74,7 @@ class SignalEstimate:
     source: str
     nodes: list[NodeEstimate] = field(default_factory=list)
     reference: int | None = None  # the output weighted layer's node id
+    head: set[int] = field(default_factory=set)  # nodes whose activation belongs to the loss
     passed_through: list[int] = field(default_factory=list)
 
     def __getitem__(self, node_id: int) -> NodeEstimate:
@@ -330,7 +331,7 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
         result.nodes.append(record)
 
     head, reference = _loss_head(graph)
-    result.reference = reference
+    result.reference, result.head = reference, head
     gradient_out = [0.0] * count
     gradient_pre = [0.0] * count
     # The same backward pass through an ideal network of the same shape: every layer keeps
