@@ -8,6 +8,7 @@ configuration is only read as data.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from gradlint import activations, initializers
@@ -23,13 +24,17 @@ def build_graph(model_config: Any, *, format: str, keras2: bool) -> ModelGraph:
     if not isinstance(model_config, dict) or "class_name" not in model_config:
         raise ModelReadError("the configuration is not a Keras model configuration "
                              "(no 'class_name' at the top level)")
-    config = model_config.get("config")
+    model_config = _normalized(model_config)
+    config = model_config["config"]
     class_name = str(model_config["class_name"])
-    if not isinstance(config, dict):
-        config = {}
     name = str(config.get("name") or class_name)
     graph = ModelGraph(name=name, format=format, model_class=class_name)
     if not isinstance(config.get("layers"), list):
+        if class_name in MODEL_CLASSES:
+            raise ModelReadError(f"the {class_name} model's configuration has no layer list")
+        if kind_of(class_name, config) not in ("unknown", "model"):
+            raise ModelReadError(f"the configuration describes a single {class_name} layer, "
+                                 "not a model")
         graph.graph_stored = False
         graph.notes.append(
             f"the model class '{class_name}' saves only its constructor arguments, not its "
@@ -44,14 +49,24 @@ def build_graph(model_config: Any, *, format: str, keras2: bool) -> ModelGraph:
     return graph
 
 
+def _normalized(entry: dict) -> dict:
+    """The entry with its ``config`` as a dict: Keras 2.2.0-2.2.2 stored a Sequential model's
+    configuration as the bare list of its layers."""
+    config = entry.get("config")
+    if isinstance(config, dict):
+        return entry
+    if isinstance(config, list):
+        return dict(entry, config={"name": entry.get("name") or "sequential", "layers": config})
+    return dict(entry, config={})
+
+
 def _is_sequential(entry: dict) -> bool:
     return entry.get("class_name") == "Sequential"
 
 
 def _is_model(entry: dict) -> bool:
-    config = entry.get("config")
-    return entry.get("class_name") in MODEL_CLASSES or (
-        isinstance(config, dict) and isinstance(config.get("layers"), list))
+    config = _normalized(entry)["config"]
+    return entry.get("class_name") in MODEL_CLASSES or isinstance(config.get("layers"), list)
 
 
 def _is_custom(entry: dict) -> bool:
@@ -174,9 +189,19 @@ class _GraphBuilder:
     def __init__(self, graph: ModelGraph, keras2: bool):
         self.graph = graph
         self.keras2 = keras2
+        # One Layer per layer path, however often it (or the nested model holding it) is
+        # called; each call is a node, numbered in call order.
+        self.layers: dict[str, Layer] = {}
+        self.calls: dict[int, int] = {}
 
-    def new_node(self, layer: Layer, call_index: int, inputs: list[int],
-                 input_shapes: list[tuple | None]) -> int:
+    def layer(self, entry: dict, path: str) -> Layer:
+        if path not in self.layers:
+            self.layers[path] = make_layer(entry, path)
+        return self.layers[path]
+
+    def new_node(self, layer: Layer, inputs: list[int], input_shapes: list[tuple | None]) -> int:
+        call_index = self.calls.get(id(layer), 0)
+        self.calls[id(layer)] = call_index + 1
         node = Node(id=len(self.graph.nodes), layer=layer, call_index=call_index,
                     inputs=list(inputs), input_shapes=list(input_shapes))
         self.graph.nodes.append(node)
@@ -186,12 +211,12 @@ class _GraphBuilder:
         layer = make_layer(entry, path)
         if shape is not None and not layer.config.get("batch_shape"):
             layer.config = dict(layer.config, batch_shape=list(shape))
-        node_id = self.new_node(layer, 0, [], [])
+        node_id = self.new_node(layer, [], [])
         self.graph.inputs.append(node_id)
         return node_id
 
     def add_sequential(self, entry: dict, prefix: str, inputs: list[int] | None) -> list[int]:
-        config = entry.get("config") or {}
+        config = _normalized(entry)["config"]
         layer_entries = [item for item in config.get("layers", []) if isinstance(item, dict)]
         current: int | None = inputs[0] if inputs else None
         for index, item in enumerate(layer_entries):
@@ -212,7 +237,7 @@ class _GraphBuilder:
                 outputs = self._add_model(item, path + "/", [current])
                 current = outputs[0] if outputs else current
                 continue
-            current = self.new_node(make_layer(item, path), 0, [current], [None])
+            current = self.new_node(self.layer(item, path), [current], [None])
         if current is None:
             raise ModelReadError("the Sequential model has no layers")
         return [current]
@@ -223,7 +248,7 @@ class _GraphBuilder:
         return self.add_functional(entry, prefix, inputs)
 
     def add_functional(self, entry: dict, prefix: str, inputs: list[int] | None) -> list[int]:
-        config = entry.get("config") or {}
+        config = _normalized(entry)["config"]
         layer_entries = [item for item in config.get("layers", []) if isinstance(item, dict)]
         by_name: dict[str, dict] = {}
         for item in layer_entries:
@@ -241,7 +266,6 @@ class _GraphBuilder:
                 produced[(layer_name, node_index)] = [inputs[position]]
             else:
                 produced[(layer_name, node_index)] = [self._input_node(item, prefix + layer_name)]
-        layer_objects: dict[str, Layer] = {}
         offsets = {name: self._node_offset(item) for name, item in by_name.items()}
         pending = [(name, item) for name, item in by_name.items()
                    if item.get("class_name") != "InputLayer"]
@@ -268,14 +292,10 @@ class _GraphBuilder:
                     progressed = True
                     key = (layer_name, call_index + offsets[layer_name])
                     if _is_model(item):
-                        suffix = f"@{call_index}" if call_index else ""
-                        produced[key] = self._add_model(item, f"{prefix}{layer_name}{suffix}/",
-                                                        sources)
+                        produced[key] = self._add_model(item, f"{prefix}{layer_name}/", sources)
                     else:
-                        layer = layer_objects.get(layer_name)
-                        if layer is None:
-                            layer = layer_objects[layer_name] = make_layer(item, prefix + layer_name)
-                        produced[key] = [self.new_node(layer, call_index, sources, shapes)]
+                        layer = self.layer(item, prefix + layer_name)
+                        produced[key] = [self.new_node(layer, sources, shapes)]
                 if not done:
                     still_pending.append((layer_name, item))
             if not progressed and still_pending:
@@ -345,8 +365,13 @@ def complete_shapes(graph: ModelGraph) -> None:
             node.output_shape = None
 
 
+def _is_number(value: Any) -> bool:
+    """A real number, including numpy scalars (tf-keras reports rates as np.float32)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _learning_rate(value: Any) -> tuple[float | None, str | None]:
-    if isinstance(value, (int, float)):
+    if _is_number(value):
         return float(value), None
     if isinstance(value, dict):
         schedule = str(value.get("class_name", "schedule"))
@@ -356,8 +381,8 @@ def _learning_rate(value: Any) -> tuple[float | None, str | None]:
         values = config.get("values")
         if isinstance(values, list):
             candidates.extend(values)
-        numbers = [float(c) for c in candidates if isinstance(c, (int, float))]
-        return (max(numbers) if numbers else None), schedule
+        rates = [float(c) for c in candidates if _is_number(c)]
+        return (max(rates) if rates else None), schedule
     return None, None
 
 
@@ -383,6 +408,6 @@ def parse_training(optimizer: Any, loss: Any) -> TrainingConfig | None:
             training.learning_rate, training.learning_rate_schedule = _learning_rate(rate)
             for key in ("clipnorm", "clipvalue", "global_clipnorm"):
                 value = config.get(key)
-                if isinstance(value, (int, float)):
+                if _is_number(value):
                     setattr(training, key, float(value))
     return training

@@ -70,7 +70,7 @@ def read_live_model(model: Any, *, read_weights: bool = True) -> ModelGraph:
     if read_weights:
         by_path: dict[str, list[Layer]] = {}
         for layer in graph.layers():
-            by_path.setdefault(layer.path.split("@")[0], []).append(layer)
+            by_path.setdefault(layer.path, []).append(layer)
         for path, keras_layer in _keras_layers(model).items():
             stats = [_array_stats(variable.numpy(), _role(variable))
                      for variable in getattr(keras_layer, "weights", [])]

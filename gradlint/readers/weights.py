@@ -98,8 +98,9 @@ def tensor_stats(dataset: Any, role: str) -> WeightStats:
         values = np.asarray(chunk).ravel()
         if values.dtype.kind != "f":
             values = values.astype(np.float64)
-        chunk_sum = float(values.sum(dtype=np.float64))
-        chunk_sq = float(np.dot(values, values))
+        with np.errstate(over="ignore", invalid="ignore"):
+            chunk_sum = float(values.sum(dtype=np.float64))
+            chunk_sq = float(np.dot(values, values))
         if not (np.isfinite(chunk_sum) and np.isfinite(chunk_sq)):
             # NaN and Inf make the sums non-finite; so can float32 overflow of huge values.
             values = values.astype(np.float64)
@@ -138,14 +139,10 @@ def _roles(layer: Layer, count_2d: int) -> list[str]:
     return ["kernel", "bias"]
 
 
-def _canonical(path: str) -> str:
-    return re.sub(r"@\d+", "", path)
-
-
-def _layers_by_canonical_path(graph: ModelGraph) -> dict[str, list[Layer]]:
+def _layers_by_path(graph: ModelGraph) -> dict[str, list[Layer]]:
     result: dict[str, list[Layer]] = {}
     for layer in graph.layers():
-        result.setdefault(_canonical(layer.path), []).append(layer)
+        result.setdefault(layer.path, []).append(layer)
     return result
 
 
@@ -239,7 +236,7 @@ def attach_archive_weights(graph: ModelGraph, root: Any, model_config: dict, ker
     """Keras 3 / tf-keras archive layout: ``layers/<class key>/vars/<n>``, nested models under
     ``layers/<key>/layers/...``. Layers are found by the ``name`` attribute Keras 3.6+ writes on
     each ``vars`` group, and by class order where it is missing."""
-    by_path = _layers_by_canonical_path(graph)
+    by_path = _layers_by_path(graph)
     _attach_container(root, model_config, "", by_path, keras2)
     graph.weights_read = True
 
@@ -280,7 +277,7 @@ def attach_legacy_weights(graph: ModelGraph, model_weights: Any) -> None:
     """Legacy HDF5 layout: ``model_weights/<layer>/`` with a ``weight_names`` attribute whose
     entries name the datasets (``dense/kernel:0``); nested models list their inner layers'
     weights under the outer model's group."""
-    by_path = _layers_by_canonical_path(graph)
+    by_path = _layers_by_path(graph)
     leaf_names: dict[str, list[str]] = {}
     for path in by_path:
         leaf_names.setdefault(path.split("/", 1)[0], []).append(path)
