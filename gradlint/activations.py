@@ -2,10 +2,14 @@
 
 For a pre-activation z ~ N(0, q), signal propagation needs E[phi(z)], E[phi(z)^2] and
 E[phi'(z)^2]. The ReLU and ELU families and the piecewise-linear functions use closed forms:
-Gauss-Hermite quadrature puts a node at or near the kink and gets the step of the
-derivative wrong (E[relu'(z)^2] comes out 0.42 instead of 0.5, a 6x error after 20
-layers). Smooth functions use Gauss-Hermite quadrature, computed in pure Python so that
-linting never needs numpy.
+quadrature that puts a node at or near the kink gets the step of the derivative wrong
+(Gauss-Hermite gives E[relu'(z)^2] = 0.42 instead of 0.5, a 6x error after 20 layers).
+The other functions are integrated with composite 4-point Gauss-Legendre panels at most 0.25
+wide in z, with a panel edge at 0, over +-8 standard deviations (at most +-40), and the
+function's own linear extrapolation beyond: Gauss-Hermite quadrature spreads its nodes with
+the standard deviation, so at q = 10 its 64 nodes sit 1.2 apart and miss the peak of
+tanh'(z)^2 (8 % low) and softsign'(z)^2 (39 % low, measured against Monte Carlo). Pure
+Python, so that linting never needs numpy; results are cached per (function, q).
 """
 
 from __future__ import annotations
@@ -231,65 +235,66 @@ SMOOTH: dict[str, Callable[[float], tuple[float, float]]] = {
     "swish": _swish,
     "mish": _mish,
     "hard_swish": _hard_swish,
-    "exponential": lambda x: (math.exp(min(x, 80.0)), math.exp(min(x, 80.0))),
     "tanh_shrink": lambda x: (x - math.tanh(x), math.tanh(x) ** 2),
 }
 
-QUADRATURE_POINTS = 64
+# 4-point Gauss-Legendre nodes and weights on [-1, 1].
+_LEGENDRE = (
+    (-0.8611363115940526, 0.3478548451374538), (-0.3399810435848563, 0.6521451548625461),
+    (0.3399810435848563, 0.6521451548625461), (0.8611363115940526, 0.3478548451374538),
+)
+PANEL_WIDTH = 0.25
+SPAN_STANDARD_DEVIATIONS = 8.0
+MAX_SPAN = 40.0
 
 
-@lru_cache(maxsize=None)
-def gauss_hermite(n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Nodes and weights of n-point Gauss-Hermite quadrature (weight exp(-x^2)).
-
-    Newton iteration on the orthonormal Hermite recurrence, started from the usual
-    asymptotic guesses; accurate to machine precision for the sizes used here.
-    """
-    nodes = [0.0] * n
-    weights = [0.0] * n
-    pi_quarter = math.pi ** -0.25
-    m = (n + 1) // 2
-    z = 0.0
-    for i in range(m):
-        if i == 0:
-            z = math.sqrt(2 * n + 1) - 1.85575 * (2 * n + 1) ** (-1.0 / 6.0)
-        elif i == 1:
-            z -= 1.14 * n ** 0.426 / z
-        elif i == 2:
-            z = 1.86 * z - 0.86 * nodes[0]
-        elif i == 3:
-            z = 1.91 * z - 0.91 * nodes[1]
-        else:
-            z = 2.0 * z - nodes[i - 2]
-        derivative = 1.0
-        for _ in range(100):
-            p1, p2 = pi_quarter, 0.0
-            for j in range(1, n + 1):
-                p3 = p2
-                p2 = p1
-                p1 = z * math.sqrt(2.0 / j) * p2 - math.sqrt((j - 1) / j) * p3
-            derivative = math.sqrt(2 * n) * p2
-            step = p1 / derivative
-            z -= step
-            if abs(step) <= 1e-14:
-                break
-        nodes[i], nodes[n - 1 - i] = z, -z
-        weights[i] = weights[n - 1 - i] = 2.0 / (derivative * derivative)
-    order = sorted(range(n), key=lambda k: nodes[k])
-    return tuple(nodes[k] for k in order), tuple(weights[k] for k in order)
+def _tail(value: float, slope: float, edge: float, sigma: float) -> tuple[float, float, float]:
+    """E[phi], E[phi^2], E[phi'^2] over z > edge (edge >= 0) for phi(z) ~ value +
+    slope * (z - edge), the function's linear extrapolation beyond the integrated span."""
+    u = edge / sigma
+    probability = normal_cdf(-u)
+    density = INV_SQRT_2PI * math.exp(-0.5 * u * u)
+    beyond = sigma * density - edge * probability  # E[(z - edge); z > edge]
+    beyond_sq = (sigma * sigma * (probability + u * density)
+                 - 2.0 * edge * sigma * density + edge * edge * probability)
+    return (value * probability + slope * beyond,
+            value * value * probability + 2.0 * value * slope * beyond + slope * slope * beyond_sq,
+            slope * slope * probability)
 
 
-def _by_quadrature(function: Callable[[float], tuple[float, float]], q: float) -> Moments:
-    nodes, weights = gauss_hermite(QUADRATURE_POINTS)
-    sigma_sqrt2 = math.sqrt(2.0 * q)
+def _by_panels(function: Callable[[float], tuple[float, float]], q: float) -> Moments:
+    sigma = math.sqrt(q)
+    half = min(SPAN_STANDARD_DEVIATIONS * sigma, MAX_SPAN)
+    panels = max(2, 2 * math.ceil(half / min(PANEL_WIDTH, sigma / 2.0)))
+    width = 2.0 * half / panels
+    scale = width / 2.0 / sigma * INV_SQRT_2PI
     mean = second = derivative = 0.0
-    for x, w in zip(nodes, weights):
-        value, slope = function(sigma_sqrt2 * x)
-        mean += w * value
-        second += w * value * value
-        derivative += w * slope * slope
-    norm = 1.0 / math.sqrt(math.pi)
-    return Moments(mean * norm, second * norm, derivative * norm)
+    for index in range(panels):
+        center = -half + (index + 0.5) * width
+        for offset, weight in _LEGENDRE:
+            z = center + offset * width / 2.0
+            value, slope = function(z)
+            w = weight * scale * math.exp(-0.5 * (z / sigma) ** 2)
+            mean += w * value
+            second += w * value * value
+            derivative += w * slope * slope
+    if half < SPAN_STANDARD_DEVIATIONS * sigma:
+        for side in (1.0, -1.0):
+            value, slope = function(side * half)
+            tail = _tail(value, side * slope, half, sigma)
+            mean += tail[0]
+            second += tail[1]
+            derivative += tail[2]
+    return Moments(mean, second, derivative)
+
+
+@lru_cache(maxsize=4096)
+def _smooth_moments(name: str, q: float) -> Moments:
+    function = SMOOTH[name]
+    if q == 0.0:
+        value, slope = function(0.0)
+        return Moments(value, value * value, slope * slope)
+    return _by_panels(function, q)
 
 
 SELU_ALPHA = 1.6732632423543772
@@ -321,12 +326,13 @@ def moments(activation: Activation, q: float) -> Moments:
         return _elu_family(q, activation.parameter if activation.parameter is not None else 1.0, 1.0)
     if name == "selu":
         return _elu_family(q, SELU_ALPHA, SELU_SCALE)
-    function = SMOOTH.get(name)
-    if function is not None:
-        if q == 0.0:
-            value, slope = function(0.0)
-            return Moments(value, value * value, slope * slope)
-        return _by_quadrature(function, q)
+    if name == "exponential":
+        # E[exp(k z)] = exp(k^2 q / 2); capped where it would overflow.
+        return Moments(math.exp(min(q / 2.0, 700.0)), math.exp(min(2.0 * q, 700.0)),
+                       math.exp(min(2.0 * q, 700.0)))
+    if name in SMOOTH:
+        # Six significant digits of q: plain stacks settle on a fixed point, so the cache hits.
+        return _smooth_moments(name, float(f"{q:.6g}"))
     return Moments(0.0, q, 1.0)
 
 
@@ -334,4 +340,4 @@ def is_modelled(activation: Activation) -> bool:
     """Whether `moments` knows this activation (rather than passing the signal through)."""
     return activation.name in SMOOTH or activation.name in (
         "linear", "relu", "leaky_relu", "relu6", "hard_sigmoid", "hard_tanh", "elu", "celu",
-        "selu", "softmax")
+        "selu", "softmax", "exponential")

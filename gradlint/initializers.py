@@ -42,8 +42,9 @@ class Initializer:
     variance: float = 0.0  # for "fixed": the variance of each draw
     constant: float = 0.0
 
-    def second_moment(self, fan_in: float | None, fan_out: float | None) -> float | None:
-        """E[w^2] for a kernel with these fans (None when it cannot be known)."""
+    def second_moment(self, fan_in: float | None, fan_out: float | None,
+                      shape: tuple[int, ...] | None = None) -> float | None:
+        """E[w^2] for a kernel with these fans and shape (None when it cannot be known)."""
         if self.kind == "constant":
             return self.constant * self.constant
         if self.kind == "fixed":
@@ -59,7 +60,13 @@ class Initializer:
                 fan = (fan_in + fan_out) / 2.0
             return self.scale / max(1.0, fan)
         if self.kind == "orthogonal":
-            # Orthonormal rows or columns (whichever are fewer) times the gain.
+            # Keras flattens the kernel to (prod(shape[:-1]), shape[-1]) and makes its rows or
+            # columns (whichever are fewer) orthonormal, times the gain.
+            if shape is not None and len(shape) >= 2:
+                rows = 1
+                for dim in shape[:-1]:
+                    rows *= dim
+                return self.scale * self.scale / max(1.0, rows, shape[-1])
             return self.scale * self.scale / max(1.0, fan_in, fan_out)
         return None
 

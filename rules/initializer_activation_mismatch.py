@@ -7,9 +7,15 @@
 - sigmoid or tanh activations with He scaling, which doubles the pre-activation variance and
   drives units into saturation.
 
-Only flagged when the estimate over the mismatched layers falls below `warning-below` (1e-2),
-or `error-below` (1e-3) for an error: a few mismatched layers, or mismatched layers followed
-by normalization, train fine. The message names the initializer that fits.
+Only flagged when what the mismatched layers do by themselves, compounded over a run that no
+normalization layer interrupts, shrinks the signal and the gradient below `warning-below`
+(1e-2) or grows them above its inverse (1e2); beyond `error-below` (1e-3, or 1e3) it is an
+error. A few mismatched layers, or mismatched layers each followed by normalization, train
+fine. Each layer's factor is the geometric mean of its forward variance gain
+fan_in * E[w^2] * E[phi^2] / q and its backward gain fan_out * E[w^2] * E[phi'^2]: 0.5 for a
+square ReLU layer with Glorot init. Tanh with He init lands in the chaotic phase of
+Poole et al. (2016), where gradients grow instead. The message names the initializer that
+fits.
 
 ## Why it hurts gradient flow
 He et al. (2015) showed that a 30-layer ReLU network with Xavier (Glorot) initialization
@@ -29,14 +35,17 @@ tanh; `"lecun_normal"` for SELU. Normalization layers after each block also remo
 mismatch's effect.
 
 ## Options
-- `error-below` (1e-3), `warning-below` (1e-2): thresholds on the estimate.
+- `error-below` (1e-3), `warning-below` (1e-2): thresholds on the compounded factor (their
+  inverses for growth).
 
 ## References
 He et al., *Delving Deep into Rectifiers*, ICCV 2015.
 """
 
+import math
+
 from gradlint import activations, initializers
-from gradlint.findings import Problem, number, severity_below, span
+from gradlint.findings import Problem, number, severity_above, severity_below, span
 
 CODE = "GL202"
 NAME = "initializer-activation-mismatch"
@@ -63,34 +72,64 @@ def _mismatch(analysis, node):
     return None
 
 
+def layer_gain(analysis, node) -> float | None:
+    """The factor by which one layer scales the signal's and the gradient's variance (the
+    geometric mean of fan_in * E[w^2] * E[phi^2] / q and fan_out * E[w^2] * E[phi'^2])."""
+    record = analysis.estimate[node.id]
+    if record.weight_second_moment is None or not record.fan_in or not record.fan_out:
+        return None
+    q = record.pre_activation_scale ** 2 if record.pre_activation_scale else 0.0
+    q = q if q > 0.0 else 1.0
+    moment = activations.moments(analysis.effective_activation(node), q)
+    forward = record.fan_in * record.weight_second_moment * moment.second / q
+    backward = record.fan_out * record.weight_second_moment * moment.derivative_second
+    return math.sqrt(max(forward, 0.0) * max(backward, 0.0))
+
+
 def check(analysis, options):
-    estimate = analysis.estimate
-    mismatched = []
+    outputs = set(analysis.graph.outputs)
+    mismatched = {}
     for node in analysis.weighted_nodes():
-        if node.id in analysis.graph.outputs:
+        if node.id in outputs:
             continue
         activation = _mismatch(analysis, node)
-        if activation is not None:
-            mismatched.append((node, activation))
+        gain = layer_gain(analysis, node) if activation is not None else None
+        if gain is not None:
+            mismatched[node.id] = (node, activation, gain)
     if not mismatched:
         return
-    values = []
-    for node, _ in mismatched:
-        record = estimate[node.id]
-        values.extend(v for v in (record.forward_scale, record.gradient) if v is not None)
-    worst = min(values, default=None)
-    if worst is None:
+    # What the mismatched layers do by themselves, compounded along each run that no
+    # normalization layer interrupts: normalization undoes the mismatch.
+    worst_effect, worst_run = 1.0, []
+    for node_id in mismatched:
+        run = [n for n in analysis.routes.route(node_id, stop_at_normalization=True)
+               if n in mismatched]
+        effect = math.sqrt(math.prod(mismatched[n][2] for n in run))
+        if abs(math.log10(max(effect, 1e-300))) > abs(math.log10(max(worst_effect, 1e-300))):
+            worst_effect, worst_run = effect, run
+    if not worst_run:
         return
-    severity = severity_below(worst, options["error-below"], options["warning-below"])
+    if worst_effect < 1.0:
+        severity = severity_below(worst_effect, options["error-below"], options["warning-below"])
+    else:
+        severity = severity_above(worst_effect, 1.0 / options["error-below"],
+                                  1.0 / options["warning-below"])
     if severity is None:
         return
-    paths = [node.path for node, _ in mismatched]
-    first, activation = mismatched[0]
+    nodes = [mismatched[n][0] for n in worst_run]
+    first, activation, _ = mismatched[worst_run[0]]
+    initializer = first.layer.kernel_initializer
+    name = initializer.name
+    if name.lower().replace("_", "") == "variancescaling":
+        name = f"VarianceScaling ({initializer.family}-scaled)"
     fits = initializers.suggestion_for(activation.name)
+    direction = "shrink" if worst_effect < 1.0 else "grow"
+    paths = [node.path for node in nodes]
     yield Problem(
-        f"{span(paths)} pair {activation} with {first.layer.kernel_initializer.name}, which is "
-        f"scaled for another activation: the estimate over these layers falls to "
-        f"{number(worst)}; use {fits} instead",
+        f"{span(paths)} pair {activation} with {name}, which is scaled for another "
+        f"activation: together these layers {direction} the signal and the gradient to "
+        f"{number(worst_effect)}; use {fits} instead",
         layer=first.path, layers=paths, severity=severity,
-        evidence={"activation": str(activation), "initializer": first.layer.kernel_initializer.name,
-                  "suggested_initializer": fits, "min_estimate": worst})
+        evidence={"activation": str(activation), "initializer": name,
+                  "suggested_initializer": fits, "compounded_gain": worst_effect,
+                  "per_layer_gain": mismatched[worst_run[0]][2]})

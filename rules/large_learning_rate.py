@@ -55,7 +55,8 @@ def check(analysis, options):
     if family is None:
         return
     limit = options[f"{family}-limit"]
-    if training.learning_rate <= limit:
+    # Rates are often stored as float32: 0.1 comes back as 0.10000000149.
+    if training.learning_rate <= limit * (1.0 + 1e-6):
         return
     schedule = f" (the largest rate of its {training.learning_rate_schedule})" \
         if training.learning_rate_schedule else ""

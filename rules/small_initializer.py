@@ -60,8 +60,10 @@ def check(analysis, options):
     small = []
     for node in analysis.weighted_nodes():
         record = analysis.estimate[node.id]
-        if node.layer.kind == "embedding" or record.weight_second_moment is None:
-            continue
+        initializer = node.layer.kernel_initializer
+        if node.layer.kind == "embedding" or record.weight_second_moment is None \
+                or (initializer is not None and initializer.is_constant):
+            continue  # constant kernels are GL204's
         gain = record.fan_in * record.weight_second_moment
         if gain < options["min-gain"]:
             small.append((node, gain))

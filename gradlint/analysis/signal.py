@@ -113,14 +113,15 @@ def _kernel_shape(layer: Layer, node: Node, source: str) -> tuple | None:
                                       input_shape)
 
 
-def _second_moment(layer: Layer, role: str, initializer, fan_in, fan_out, source: str):
+def _second_moment(layer: Layer, role: str, initializer, fan_in, fan_out, source: str,
+                   shape: tuple | None = None):
     if source == "weights":
         stats = layer.weight(role)
         if stats is not None:
             return stats.second_moment
     if initializer is None:
         return None
-    return initializer.second_moment(fan_in, fan_out)
+    return initializer.second_moment(fan_in, fan_out, shape)
 
 
 def _strides(config: dict, rank: int) -> float:
@@ -138,7 +139,7 @@ def _kernel(layer: Layer, node: Node, source: str) -> _Kernel | None:
         return None
     keras_fan_in, keras_fan_out = layer_catalog.keras_fans(shape)
     init = layer.kernel_initializer
-    weight = _second_moment(layer, "kernel", init, keras_fan_in, keras_fan_out, source)
+    weight = _second_moment(layer, "kernel", init, keras_fan_in, keras_fan_out, source, shape)
     if weight is None:
         return None
     bias_init = layer.bias_initializer

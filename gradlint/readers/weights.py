@@ -84,8 +84,8 @@ def tensor_stats(dataset: Any, role: str) -> WeightStats:
     if size == 0 or dataset.dtype.kind not in "fiub":
         return WeightStats(role, shape, 0.0, 0.0, 0.0, True)
     count = 0
-    total = 0.0
-    total_sq = 0.0
+    mean = 0.0
+    squares = 0.0  # sum of squared deviations from the mean (Chan et al.'s parallel form)
     zeros = 0
     nonfinite = 0
     if not shape:
@@ -99,23 +99,32 @@ def tensor_stats(dataset: Any, role: str) -> WeightStats:
         if values.dtype.kind != "f":
             values = values.astype(np.float64)
         with np.errstate(over="ignore", invalid="ignore"):
-            chunk_sum = float(values.sum(dtype=np.float64))
-            chunk_sq = float(np.dot(values, values))
-        if not (np.isfinite(chunk_sum) and np.isfinite(chunk_sq)):
-            # NaN and Inf make the sums non-finite; so can float32 overflow of huge values.
-            values = values.astype(np.float64)
-            finite = np.isfinite(values)
-            nonfinite += int(values.size - np.count_nonzero(finite))
-            values = values[finite]
-            chunk_sum = float(values.sum())
-            chunk_sq = float(np.dot(values, values))
-        count += values.size
-        total += chunk_sum
-        total_sq += chunk_sq
+            chunk_mean = float(values.sum(dtype=np.float64)) / values.size
+            if not np.isfinite(chunk_mean):
+                # NaN and Inf make the sum non-finite; so can float32 overflow of huge values.
+                values = values.astype(np.float64)
+                finite = np.isfinite(values)
+                nonfinite += int(values.size - np.count_nonzero(finite))
+                values = values[finite]
+                if not values.size:
+                    continue
+                chunk_mean = float(values.sum()) / values.size
+            # Deviations from the chunk's own mean keep float32 accurate (a constant kernel
+            # gives exactly zero).
+            deviations = values - values.dtype.type(chunk_mean)
+            chunk_squares = float(np.dot(deviations, deviations))
+            if not np.isfinite(chunk_squares):  # float32 overflow of huge finite values
+                deviations = values.astype(np.float64) - chunk_mean
+                chunk_squares = float(np.dot(deviations, deviations))
+        chunk_count = values.size
+        total = count + chunk_count
+        delta = chunk_mean - mean
+        squares += chunk_squares + delta * delta * count * chunk_count / total
+        mean += delta * chunk_count / total
+        count = total
         zeros += int(values.size - np.count_nonzero(values))
-    mean = total / count if count else 0.0
-    variance = max(total_sq / count - mean * mean, 0.0) if count else 0.0
-    return WeightStats(role=role, shape=shape, mean=mean, std=variance ** 0.5,
+    variance = squares / count if count else 0.0
+    return WeightStats(role=role, shape=shape, mean=mean, std=max(variance, 0.0) ** 0.5,
                        zero_fraction=zeros / size, finite=nonfinite == 0,
                        nonfinite_count=nonfinite)
 

@@ -1,0 +1,83 @@
+"""GL402 recurrent-without-clipping: a recurrent model compiled with an optimizer that sets no
+clipnorm, clipvalue or global_clipnorm is flagged; clipped, uncompiled and non-recurrent
+models are not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import gradlint
+
+from conftest import keras2, keras3
+
+PREFIX = Path(__file__).stem
+CODE = "GL402"
+LIBRARY = {"keras": keras3, "keras2": keras2, "h5": keras2}
+
+
+def findings(path, code=CODE):
+    result = gradlint.lint(path).files[0]
+    assert result.error is None, result.error
+    return [finding for finding in result.findings if finding.code == code]
+
+
+def recurrent(keras, optimizer=None, kind="LSTM"):
+    model = keras.Sequential([
+        keras.Input((30, 8)),
+        getattr(keras.layers, kind)(16, name="recurrent"),
+        keras.layers.Dense(1, name="output"),
+    ])
+    if optimizer is not None:
+        model.compile(optimizer=optimizer(keras), loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("format", ["keras", "keras2", "h5"])
+def test_lstm_with_unclipped_adam_is_flagged(save_model, format):
+    keras = LIBRARY[format]
+    path = save_model(f"{PREFIX}-lstm-adam",
+                      lambda: recurrent(keras(), lambda k: k.optimizers.Adam()), format)
+    found = findings(path)
+    assert len(found) == 1
+    finding = found[0]
+    assert finding.severity == "warning"
+    assert finding.layer == "recurrent"
+    assert finding.layers == ["recurrent"]
+    assert finding.evidence["optimizer"].lower() == "adam"
+
+
+@pytest.mark.parametrize("format", ["keras", "h5"])
+def test_lstm_with_clipnorm_is_not_flagged(save_model, format):
+    keras = LIBRARY[format]
+    path = save_model(f"{PREFIX}-lstm-clipnorm",
+                      lambda: recurrent(keras(), lambda k: k.optimizers.Adam(clipnorm=1.0)),
+                      format)
+    assert findings(path) == []
+
+
+@pytest.mark.parametrize("name, optimizer", [
+    ("clipvalue", lambda k: k.optimizers.SGD(clipvalue=0.5)),
+    ("global-clipnorm", lambda k: k.optimizers.RMSprop(global_clipnorm=1.0)),
+])
+def test_other_clipping_settings_are_accepted(save_model, name, optimizer):
+    path = save_model(f"{PREFIX}-gru-{name}", lambda: recurrent(keras3(), optimizer, "GRU"))
+    assert findings(path) == []
+
+
+def test_uncompiled_lstm_is_not_flagged(save_model):
+    path = save_model(f"{PREFIX}-lstm-uncompiled", lambda: recurrent(keras3()))
+    assert findings(path) == []
+
+
+def test_compiled_model_without_recurrent_layers_is_not_flagged(save_model):
+    def build():
+        keras = keras3()
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4),
+                                  keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+        return model
+
+    path = save_model(f"{PREFIX}-dense-adam", build)
+    assert findings(path) == []
