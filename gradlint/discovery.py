@@ -19,6 +19,7 @@ class Discovery:
 
     explicit: list[str] = field(default_factory=list)
     found: list[str] = field(default_factory=list)
+    searched_in: dict[str, str] = field(default_factory=dict)  # found file -> its directory
     skipped: list[str] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)
 
@@ -196,4 +197,5 @@ def discover(paths: list[str], *, exclude: list[str], root: str,
             result.missing.append((path, "no model files (*.keras, *.h5, *.hdf5) found in "
                                          "this directory"))
         result.found.extend(found_here)
+        result.searched_in.update((file, path) for file in found_here)
     return result

@@ -48,8 +48,8 @@ def check(analysis, options):
     depth = routes.depth_to_loss[deepest.id]
     if depth < options["min-layers"] or depth >= 1 << 30:
         return
-    on_route = [analysis.node(n).path for n in routes.route(deepest.id)
-                if n in {node.id for node in weighted}]
+    weighted_ids = {node.id for node in weighted}
+    on_route = [analysis.node(n).path for n in routes.route(deepest.id) if n in weighted_ids]
     yield Problem(
         f"the gradient reaches '{deepest.path}' only through {depth} weighted layers "
         f"({span(on_route)}) with no shortcut connection around them",

@@ -99,16 +99,20 @@ def check(analysis, options):
     if not mismatched:
         return
     # What the mismatched layers do by themselves, compounded along each run that no
-    # normalization layer interrupts: normalization undoes the mismatch.
-    worst_effect, worst_run = 1.0, []
-    for node_id in mismatched:
-        run = [n for n in analysis.routes.route(node_id, stop_at_normalization=True)
-               if n in mismatched]
-        effect = math.sqrt(math.prod(mismatched[n][2] for n in run))
-        if abs(math.log10(max(effect, 1e-300))) > abs(math.log10(max(worst_effect, 1e-300))):
-            worst_effect, worst_run = effect, run
-    if not worst_run:
-        return
+    # normalization layer interrupts (normalization undoes the mismatch): one pass from the
+    # outputs back, each node's product being its own gain times that of the next node in
+    # its run.
+    routes = analysis.routes
+    log_gain: dict[int, float] = {}  # logarithms: 5,000 layers of 0.5 underflow a float
+    for node in reversed(analysis.graph.nodes):
+        following = routes.next_in_run[node.id]
+        total = log_gain.get(following, 0.0) if following is not None else 0.0
+        if node.id in mismatched:
+            total += math.log(max(mismatched[node.id][2], 1e-300))
+        log_gain[node.id] = total
+    worst = max(mismatched, key=lambda n: abs(log_gain[n]))
+    worst_effect = math.exp(max(min(0.5 * log_gain[worst], 700.0), -745.0))
+    worst_run = [n for n in routes.route(worst, stop_at_normalization=True) if n in mismatched]
     if worst_effect < 1.0:
         severity = severity_below(worst_effect, options["error-below"], options["warning-below"])
     else:
