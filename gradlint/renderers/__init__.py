@@ -1,14 +1,32 @@
 """Renderers: one module per output format, each with `render(report, options) -> str`.
-Formats load lazily so that plain text output never imports jinja2."""
+Formats load lazily so that plain text output never imports jinja2.
+
+Every renderer reads the report's dict form (`Report.to_dict()`, the JSON contract), so all
+formats show the same report; they also accept that dict directly.
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 
 FORMATS = {
     "text": "gradlint.renderers.text",
     "json": "gradlint.renderers.json_format",
+    "sarif": "gradlint.renderers.sarif",
+    "github": "gradlint.renderers.github",
+    "junit": "gradlint.renderers.junit",
+    "markdown": "gradlint.renderers.markdown",
+    "html": "gradlint.renderers.html",
+}
+
+# `--report FILE` picks the format from the file's extension.
+REPORT_EXTENSIONS = {
+    ".html": "html",
+    ".htm": "html",
+    ".md": "markdown",
+    ".markdown": "markdown",
 }
 
 
@@ -18,8 +36,28 @@ class RenderOptions:
     quiet: bool = False
     statistics: bool = False
     show_notes: bool = True
+    # Findings at or above this severity fail (JUnit marks them as failures).
+    fail_on: str = "error"
+    # Codes of the rules that ran (JUnit lists a passing test case for each); None: every
+    # static rule, and the probe's rules where the probe ran.
+    rules: list[str] | None = None
 
 
 def render(format: str, report, options: RenderOptions | None = None) -> str:
     module = importlib.import_module(FORMATS[format])
     return module.render(report, options or RenderOptions())
+
+
+def report_format(path: str) -> str | None:
+    """The report format a file name asks for (`report.html`, `report.md`), or None."""
+    return REPORT_EXTENSIONS.get(os.path.splitext(path)[1].lower())
+
+
+def write_report(report, path: str) -> None:
+    """Write an HTML or Markdown report, its format picked by the file's extension."""
+    format = report_format(path)
+    if format is None:
+        raise ValueError(f"{path}: a report's name must end in .html or .md")
+    output = render(format, report)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(output)

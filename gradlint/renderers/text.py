@@ -38,6 +38,8 @@ def summary_line(report) -> str:
             f"{' (' + ', '.join(parts) + ')' if parts else ''} in {_plural(files, 'model')}")
     if summary["files_unreadable"]:
         text += f"; {_plural(summary['files_unreadable'], 'file')} could not be read"
+    if summary.get("files_probe_failed"):
+        text += f"; the probe could not run on {_plural(summary['files_probe_failed'], 'model')}"
     return text + "."
 
 
@@ -50,6 +52,11 @@ def render(report, options) -> str:
         for result in report.files:
             for finding in result.findings:
                 lines.append(finding_line(result.path, finding, options.color))
+            if getattr(result, "probe_failed", False):
+                # As loud as an unreadable file: printed even with --quiet.
+                severity = _paint("[error]", COLORS["error"], options.color)
+                lines.append(f"{_paint(result.path, BOLD, options.color)}: probe {severity} "
+                             f"the probe could not run: {result.probe.get('error')}")
     if not options.quiet:
         if options.show_notes:
             for result in report.files:
