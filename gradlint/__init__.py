@@ -16,7 +16,8 @@ def lint(target, **options):
     """Lint a model file, a directory, a list of paths, or a live `keras.Model`.
 
     Keyword options: `select`, `ignore` (rule selectors), `weights` (read stored weights,
-    default True), `jobs`, `settings` (a `gradlint.config.Settings`). Returns a `Report`.
+    default True), `jobs`, `probe` (also measure the gradients with TensorFlow: the probe),
+    `settings` (a `gradlint.config.Settings`). Returns a `Report`.
     """
     from gradlint.engine import lint as run
 

@@ -2,8 +2,8 @@
 `gradlint rule GL101` explains a rule, `gradlint rules` lists them.
 
 Exit status: 0 when nothing is at or above the fail level, 1 when something is, 2 for a usage
-or configuration error or a file that could not be read (2 wins; `--exit-zero` turns 1 into
-0 but never hides 2).
+or configuration error, a file that could not be read, or a file the probe was asked for and
+could not run on (2 wins; `--exit-zero` turns 1 into 0 but never hides 2).
 """
 
 from __future__ import annotations
@@ -52,6 +52,39 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
+def _probe_settings(settings, probe, unsafe_load, custom_objects, batch, seeds, verbose) -> None:
+    """The probe's command-line options over the file's values."""
+    if probe is not None:
+        settings.probe = probe
+    if unsafe_load:
+        settings.unsafe_load = True
+    if custom_objects:
+        settings.custom_objects = settings.custom_objects + _split(custom_objects)
+    if batch is not None:
+        settings.probe_batch = batch
+    if seeds is not None:
+        settings.probe_seeds = seeds
+    settings.verbose = settings.verbose or verbose
+
+
+def _probe_progress(settings):
+    """A progress line on a terminal's standard error while several models are probed."""
+    if not settings.probe or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return None
+
+    def show(done: int, total: int, path: str) -> None:
+        if total < 2:
+            return
+        if done == total:  # the findings follow: leave no half line behind
+            click.echo("\r\033[K", nl=False, err=True)
+            return
+        name = path if len(path) <= 50 else "…" + path[-49:]
+        click.echo(f"\r\033[Kgradlint: probed {done}/{total} models (last: {name})", nl=False,
+                   err=True)
+
+    return show
+
+
 @click.group(cls=DefaultCommandGroup, no_args_is_help=True,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="gradlint")
@@ -65,7 +98,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--select", multiple=True, metavar="RULES",
               help="Rules to run (codes, prefixes like GL1, names or groups; comma-separated). "
                    "Replaces the default set, which is every rule.")
@@ -82,15 +115,35 @@ def main() -> None:
               show_default=True, help="How to print the findings.")
 @click.option("-o", "--output-file", type=click.Path(dir_okay=False, writable=True),
               help="Write the output to FILE instead of standard output.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False),
+              help="Also write an HTML (FILE.html) or Markdown (FILE.md) report.")
+@click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False),
+              help="Leave out the findings recorded in this baseline file; fail only on new ones.")
+@click.option("--create-baseline", "create_baseline", type=click.Path(dir_okay=False),
+              help="Record today's findings in FILE, for --baseline.")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "info", "never"]),
               default=None, help="Lowest severity that makes the exit status 1 (default: error).")
 @click.option("--exit-zero", is_flag=True,
               help="Exit 0 even when findings are at or above the fail level (never hides "
-                   "an unreadable file).")
+                   "an unreadable file or a probe that could not run).")
 @click.option("--statistics", is_flag=True, help="Print how often each rule fired instead of "
                                                  "the findings.")
 @click.option("--no-weights", is_flag=True,
               help="Do not read stored weights: fastest, estimates from initializers only.")
+@click.option("--probe/--no-probe", "probe", default=None,
+              help="Also measure the gradients: a few forward and backward passes on a "
+                   "synthetic batch (needs the probe extra: TensorFlow and Keras).")
+@click.option("--unsafe-load", is_flag=True,
+              help="Let the probe load models with Lambda layers, whose stored code runs.")
+@click.option("--custom-objects", multiple=True, metavar="MODULE",
+              help="Module (package.module) that defines or registers the model's custom "
+                   "layers, imported before the probe loads the model; repeatable.")
+@click.option("--probe-batch", type=click.IntRange(min=1), default=None,
+              help="Samples per synthetic batch (default: 4, down to 2 for large models).")
+@click.option("--probe-seeds", type=click.IntRange(min=1), default=None,
+              help="Batches measured; the report gives medians (default: 3, fewer for large "
+                   "models).")
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's and Keras's own messages.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="Configuration file (gradlint.toml, or pyproject.toml with [tool.gradlint]).")
 @click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
@@ -98,7 +151,9 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only: no notes, no summary.")
 def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect_gitignore, jobs,
           output_format, output_file, fail_on, exit_zero, statistics, no_weights, config_file,
-          isolated, show_settings, quiet):
+          isolated, show_settings, quiet, report_file=None, baseline_file=None,
+          create_baseline=None, probe=None, unsafe_load=False, custom_objects=(),
+          probe_batch=None, probe_seeds=None, verbose=False):
     """Lint model files and directories (*.keras, *.h5, *.hdf5)."""
     from gradlint.config import ConfigError, load_settings, validate_selectors
     from gradlint.rule_registry import select as select_rules
@@ -106,7 +161,10 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
     try:
         settings = load_settings(config_file, isolated)
         if select:
+            # As in ruff: a --select on the command line starts the selection afresh, so
+            # the file's ignore and extend-select no longer apply.
             settings.select = _split(select)
+            settings.ignore, settings.extend_select = [], []
         if extend_select:
             settings.extend_select = settings.extend_select + _split(extend_select)
         if ignore:
@@ -121,11 +179,22 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
             settings.fail_on = fail_on
         if no_weights:
             settings.read_weights = False
+        _probe_settings(settings, probe, unsafe_load, custom_objects, probe_batch, probe_seeds,
+                        verbose)
+        if baseline_file:
+            settings.baseline = os.path.abspath(baseline_file)
         for key in ("select", "extend_select", "ignore"):
             validate_selectors(f"--{key.replace('_', '-')}", getattr(settings, key) or [])
     except ConfigError as error:
         _fail(str(error))
+    if report_file:
+        from gradlint.renderers import report_format
 
+        if report_format(report_file) is None:
+            _fail(f"--report {report_file}: the name must end in .html or .md")
+
+    if not paths and not show_settings:
+        raise click.UsageError("Missing argument 'PATHS...': name model files or directories.")
     if show_settings:
         data = settings.to_dict()
         data["selected_rules"] = [rule.code for rule in select_rules(
@@ -137,10 +206,19 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
     from gradlint.renderers import RenderOptions, render
 
     workers = jobs or (os.cpu_count() or 1)
-    report = lint_paths(list(paths), settings, jobs=workers)
+    report = lint_paths(list(paths), settings, jobs=workers,
+                        on_file=_probe_progress(settings))
+    from gradlint.baseline import BaselineError, gate
+
+    try:
+        exit_zero = gate(report, settings, create_baseline) or exit_zero
+    except BaselineError as error:
+        _fail(str(error))
     stream = sys.stdout
     options = RenderOptions(color=output_file is None and _use_color(stream), quiet=quiet,
-                            statistics=statistics)
+                            statistics=statistics, fail_on=settings.fail_on,
+                            rules=[rule.code for rule in select_rules(
+                                settings.select, settings.ignore, settings.extend_select)])
     output = render(output_format, report, options)
     if output_file:
         try:
@@ -149,7 +227,14 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
         except OSError as error:
             _fail(f"cannot write {output_file}: {error.strerror or error}")
     else:
-        click.echo(output, nl=False)
+        click.echo(output, nl=False, color=options.color)
+    if report_file:
+        from gradlint.renderers import write_report
+
+        try:
+            write_report(report, report_file)
+        except OSError as error:
+            _fail(f"cannot write {report_file}: {error.strerror or error}")
     sys.exit(report.exit_code(settings.fail_on, exit_zero))
 
 

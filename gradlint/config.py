@@ -42,6 +42,14 @@ class Settings:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     config_path: str | None = None
     root: str = field(default_factory=os.getcwd)
+    baseline: str | None = None  # a file's value is relative to `root` (see gradlint.baseline)
+    # The gradient probe (gradlint.probe); None for seeds and batch: sized to the model.
+    probe: bool = False
+    probe_seeds: int | None = None
+    probe_batch: int | None = None
+    custom_objects: list[str] = field(default_factory=list)
+    unsafe_load: bool = False
+    verbose: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -113,6 +121,18 @@ def _boolean(key: str, value: Any) -> bool:
     return value
 
 
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"'{key}' must be a whole number of at least 1")
+    return value
+
+
+def _file_name(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"'{key}' must be a file name")
+    return value
+
+
 def validate_selectors(key: str, selectors: list[str]) -> None:
     from gradlint.rule_registry import SelectionError, matching
 
@@ -175,6 +195,12 @@ FILE_KEYS = {
     "respect-gitignore": lambda v: ("respect_gitignore", _boolean("respect-gitignore", v)),
     "weights": lambda v: ("read_weights", _boolean("weights", v)),
     "rules": lambda v: ("rules", _rule_table(v)),
+    "baseline": lambda v: ("baseline", _file_name("baseline", v)),
+    "probe": lambda v: ("probe", _boolean("probe", v)),
+    "probe-seeds": lambda v: ("probe_seeds", _positive_int("probe-seeds", v)),
+    "probe-batch": lambda v: ("probe_batch", _positive_int("probe-batch", v)),
+    "custom-objects": lambda v: ("custom_objects", _string_list("custom-objects", v)),
+    "unsafe-load": lambda v: ("unsafe_load", _boolean("unsafe-load", v)),
 }
 
 
@@ -190,10 +216,10 @@ def apply_table(settings: Settings, table: dict[str, Any], source: str) -> None:
             raise ConfigError(f"{source}: {error}") from None
         setattr(settings, attribute, parsed)
     for key in ("select", "ignore", "extend_select"):
-        validate_selectors(key.replace("_", "-"), getattr(settings, key) or [])
+        validate_selectors(f"{source}: {key.replace('_', '-')}", getattr(settings, key) or [])
     for key in ("per_file_ignores", "per_layer_ignores"):
         for codes in getattr(settings, key).values():
-            validate_selectors(key.replace("_", "-"), codes)
+            validate_selectors(f"{source}: {key.replace('_', '-')}", codes)
 
 
 def load_settings(config: str | None = None, isolated: bool = False,

@@ -58,12 +58,14 @@ def _ignored_for_layer(finding: Finding, settings: Settings) -> bool:
 
 
 def run_rules(analysis: Analysis, rules: Iterable[Rule], settings: Settings,
-              ignored: set[str] = frozenset()) -> tuple[list[Finding], list[str]]:
-    """Findings of the static rules on one analysed graph, and notes on rules that failed."""
+              ignored: set[str] = frozenset(),
+              probe: bool = False) -> tuple[list[Finding], list[str]]:
+    """Findings of the static rules (or, with `probe`, of the probe's rules, which read
+    `analysis.measurements`) on one analysed graph, and notes on rules that failed."""
     findings: list[Finding] = []
     notes: list[str] = []
     for rule in rules:
-        if rule.check is None or rule.probe or rule.code in ignored:
+        if rule.check is None or rule.probe != probe or rule.code in ignored:
             continue
         options = rule_options(rule, settings)
         override = settings.rules.get(rule.code, {}).get("severity")
@@ -102,6 +104,7 @@ def layer_entries(analysis: Analysis) -> list[dict[str, Any]]:
             "activation": str(activation) if activation is not None else None,
             "weighted": is_weighted(node.layer),
             "estimate": estimate,
+            "measured": None,  # filled in by the probe
         })
     return entries
 
@@ -113,8 +116,9 @@ def model_summary(graph: ModelGraph) -> dict[str, Any]:
 
 
 def lint_graph(graph: ModelGraph, path: str, settings: Settings,
-               rules: list[Rule] | None = None) -> tuple[FileResult, Analysis]:
-    """Lint an already-read graph (from a file or a live model)."""
+               rules: list[Rule] | None = None, model: Any = None) -> tuple[FileResult, Analysis]:
+    """Lint an already-read graph (from a file or a live model). With `settings.probe`, the
+    probe then measures the file at `path` (or the live `model`)."""
     rules = selected_rules(settings) if rules is None else rules
     analysis = analyse(graph)
     ignored = _ignored_codes_for_file(path, settings)
@@ -127,6 +131,11 @@ def lint_graph(graph: ModelGraph, path: str, settings: Settings,
     result = FileResult(path=path, format=graph.format, model=model_summary(graph),
                         layers=layer_entries(analysis), findings=findings,
                         notes=list(graph.notes) + notes)
+    if settings.probe:
+        from gradlint.probe.hook import attach_probe
+
+        attach_probe(result, analysis, path if model is None else model, settings,
+                     lambda: run_rules(analysis, rules, settings, ignored, probe=True))
     return result, analysis
 
 
@@ -138,7 +147,9 @@ def lint_file(path: str, settings: Settings, searched: bool = False) -> FileResu
     try:
         graph = read_model(path, read_weights=settings.read_weights)
     except UnsupportedFormat as error:
-        if searched:
+        # A searched-for HDF5 file may hold data or weights only; a `.keras` file that is
+        # not a model archive is broken, and says so.
+        if searched and not path.lower().endswith(".keras"):
             return None
         return _unreadable(path, str(error), settings)
     except ModelReadError as error:
@@ -166,7 +177,9 @@ def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
     work = [(path, settings, False) for path in found.explicit] + \
            [(path, settings, True) for path in found.found]
     results: dict[str, FileResult | None] = {}
-    if jobs > 1 and len(work) > 1:
+    # The probe loads one model at a time and frees it before the next: TensorFlow in
+    # several processes at once would multiply its memory and start-up for nothing.
+    if jobs > 1 and len(work) > 1 and not settings.probe:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
@@ -188,17 +201,29 @@ def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
             report.files.append(result)
     for path, reason in found.missing:
         report.files.append(_unreadable(path, reason, settings))
+    directories_with_models = {found.searched_in[path] for path, _, searched in work
+                               if searched and results[path] is not None}
+    for directory in dict.fromkeys(found.searched_in.values()):
+        if directory not in directories_with_models:
+            report.files.append(_unreadable(
+                directory, "no Keras model in this directory: the HDF5 files found hold no "
+                           "model configuration", settings))
     return report
 
 
 def lint(target: Any, *, settings: Settings | None = None, select: list[str] | None = None,
-         ignore: list[str] | None = None, weights: bool = True, jobs: int = 1) -> Report:
+         ignore: list[str] | None = None, weights: bool = True, jobs: int = 1,
+         probe: bool | None = None) -> Report:
     """Lint model files, directories, or a live `keras.Model`, and return a `Report`.
 
     `target` is a path, a list of paths, or a model object; `select` / `ignore` take rule
-    codes, prefixes, names or groups, as on the command line.
+    codes, prefixes, names or groups, as on the command line. `probe=True` also measures the
+    gradients (needs TensorFlow and Keras; a live model is measured as it is and left as it
+    was).
     """
     settings = settings or Settings()
+    if probe is not None:
+        settings.probe = bool(probe)
     if select is not None:
         settings.select = list(select)
     if ignore is not None:
@@ -211,5 +236,5 @@ def lint(target: Any, *, settings: Settings | None = None, select: list[str] | N
     from gradlint.readers.live_model import read_live_model
 
     graph = read_live_model(target, read_weights=settings.read_weights)
-    result, _ = lint_graph(graph, f"<{graph.name}>", settings)
+    result, _ = lint_graph(graph, f"<{graph.name}>", settings, model=target)
     return Report(files=[result])

@@ -8,13 +8,22 @@ meaning; new fields may appear at any time)::
                 "model": {"name", "class", "layers", "params"} | null,
                 "layers": [{"path", "class", "kind", "activation",
                             "estimate": {"forward_scale", "gradient", "kernel_gradient",
-                                         "stored_weights": {...} | null}}],
+                                         "stored_weights": {...} | null},
+                            "measured": null | {"kernel_gradient", "kernel_gradient_norm",
+                                                "gradient_to_weight", "forward_scale",
+                                                "saturated_fraction", "dead_fraction"}}],
                 "findings": [{"code", "name", "severity", "layer", "layers", "message",
-                              "evidence"}],
+                              "evidence",
+                              "probe": {"verdict", "summary", "measured"} (with --probe)}],
                 "notes": [str],
-                "error": null | {"code", "message"}}],
+                "error": null | {"code", "message"},
+                "probe": null | {"ran", "error", "seeds", "batch", "training_mode", "loss",
+                                 "seconds", ...}}],
      "summary": {"findings", "by_severity": {"error", "warning", "info"},
-                 "files_linted", "files_unreadable"}}
+                 "files_linted", "files_unreadable", "files_probe_failed"}}
+
+``measured`` is null when the probe did not run or the layer has no kernel; its
+``kernel_gradient`` is relative to the output layer's, as the estimate's is.
 """
 
 from __future__ import annotations
@@ -41,10 +50,18 @@ class FileResult:
     notes: list[str] = field(default_factory=list)
     error: dict[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The gradient probe's run ({"ran", "error", "seeds", "batch", "training_mode", "loss",
+    # "seconds", ...}); None when the probe was not asked for.
+    probe: dict[str, Any] | None = None
 
     @property
     def unreadable(self) -> bool:
         return self.error is not None
+
+    @property
+    def probe_failed(self) -> bool:
+        """The probe was asked for but could not run on this file."""
+        return self.probe is not None and not self.probe.get("ran")
 
     def to_dict(self) -> dict[str, Any]:
         result = {
@@ -55,6 +72,7 @@ class FileResult:
             "findings": [finding.to_dict() for finding in self.findings],
             "notes": list(self.notes),
             "error": self.error,
+            "probe": self.probe,
         }
         result.update(self.extra)
         return finite(result)
@@ -82,6 +100,7 @@ class Report:
             "by_severity": self.counts(),
             "files_linted": len(self.files) - unreadable,
             "files_unreadable": unreadable,
+            "files_probe_failed": sum(1 for result in self.files if result.probe_failed),
         }
 
     def statistics(self) -> list[tuple[str, str, int]]:
@@ -100,10 +119,17 @@ class Report:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=_jsonable)
 
+    def _repr_html_(self) -> str:
+        """The HTML report, shown inline when a notebook displays a Report."""
+        from gradlint.renderers.html import render_fragment
+
+        return render_fragment(self)
+
     def exit_code(self, fail_on: str = "error", exit_zero: bool = False) -> int:
         """0: nothing at or above `fail_on`; 1: findings at or above it; 2: a file could not
-        be read (2 wins; `exit_zero` turns 1 into 0 but never hides 2)."""
-        if any(result.unreadable for result in self.files):
+        be read, or the probe was asked for and could not run on it (2 wins; `exit_zero`
+        turns 1 into 0 but never hides 2)."""
+        if any(result.unreadable or result.probe_failed for result in self.files):
             return 2
         if fail_on == "never" or exit_zero:
             return 0

@@ -1,0 +1,19 @@
+"""The gradient probe (`gradlint --probe`): a few forward and backward passes on a synthetic
+batch, measured layer by layer, to confirm or refute the static findings.
+
+This package is the only code in gradlint that imports TensorFlow or Keras, and it does so
+inside functions, only when the probe runs; importing `gradlint.probe` itself is free.
+
+- `environment`: the quiet, lazy import and the error a missing install gives;
+- `loading`: safe loading (no Lambda without `--unsafe-load`, custom objects by module);
+- `plan`: seeds and batch size from the model's cost;
+- `batch`: the synthetic inputs, targets and loss;
+- `instrument`, `measure`: the measurement itself;
+- `measurements`: what was measured, as plain data for rules and reports;
+- `verdicts`: confirmed / not-confirmed for the static findings;
+- `hook`: the probe's step in a lint run.
+"""
+
+from gradlint.probe.environment import INSTALL_HINT, ProbeError
+
+__all__ = ["INSTALL_HINT", "ProbeError"]

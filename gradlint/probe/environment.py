@@ -1,0 +1,115 @@
+"""Importing TensorFlow and Keras for the probe: only here, only when the probe runs, and
+quietly.
+
+TensorFlow writes to the process's standard error from C++ before Python's logging is set up
+(the CUDA stub at import, cuInit at the first operation), so `TF_CPP_MIN_LOG_LEVEL` alone
+does not silence it: the file descriptor is pointed at the null device for the import and
+the first operation. `verbose` leaves everything as TensorFlow prints it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import sys
+import warnings
+
+INSTALL_HINT = ("install the probe's dependencies (TensorFlow and Keras) with "
+                "pip install -e \".[probe]\" in a checkout of gradlint, or install gradlint "
+                "with its extra: pip install \"gradlint[probe] @ git+<URL of the gradlint "
+                "repository>\"")
+
+
+class ProbeError(Exception):
+    """The probe could not run on a model; the message says why and what to do."""
+
+
+@contextlib.contextmanager
+def quiet_stderr(enabled: bool = True):
+    """Send file descriptor 2 to the null device while TensorFlow's C++ code talks."""
+    if not enabled:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+@contextlib.contextmanager
+def quiet_python(enabled: bool = True):
+    """Silence Python warnings (Keras's loading and compile warnings) unless verbose."""
+    if not enabled:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+_loaded: dict[str, object] = {}
+
+
+def import_keras(verbose: bool = False):
+    """Import TensorFlow and Keras 3 (TensorFlow backend) and return `(tf, keras)`."""
+    if "keras" in _loaded:
+        return _loaded["tf"], _loaded["keras"]
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+    try:
+        with quiet_stderr(not verbose), quiet_python(not verbose):
+            tf = importlib.import_module("tensorflow")
+            keras = importlib.import_module("keras")
+            tf.constant(0.0) + 0.0  # the first operation initializes the devices
+    except ImportError as error:
+        raise ProbeError(f"--probe needs TensorFlow and Keras, which could not be imported "
+                         f"({error}); {INSTALL_HINT}") from None
+    backend = getattr(getattr(keras, "backend", None), "backend", lambda: "tensorflow")()
+    if backend != "tensorflow":
+        raise ProbeError(f"the probe measures gradients with TensorFlow, but Keras was "
+                         f"already imported with the '{backend}' backend; run with "
+                         "KERAS_BACKEND=tensorflow")
+    if not verbose:
+        _quiet_loggers()
+    _loaded.update(tf=tf, keras=keras)
+    return tf, keras
+
+
+def import_tf_keras(verbose: bool = False):
+    """tf-keras (Keras 2), for files that Keras 3 cannot load, or None when not installed."""
+    if "tf_keras" in _loaded:
+        return _loaded["tf_keras"]
+    try:
+        with quiet_stderr(not verbose), quiet_python(not verbose):
+            module = importlib.import_module("tf_keras")
+    except ImportError:
+        module = None
+    if not verbose:
+        _quiet_loggers()
+    _loaded["tf_keras"] = module
+    return module
+
+
+def _quiet_loggers() -> None:
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:  # pragma: no cover - absl comes with TensorFlow
+        pass
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)

@@ -1,0 +1,139 @@
+"""The probe's step in a lint run, after the static rules: load the model (or take the live
+one), measure, run the probe rules (GL9xx) with the measurements beside the graph, give the
+static findings their verdicts, and add the measured values to the report.
+
+When the probe cannot run on a file, the file keeps its static findings and its result says
+why (``FileResult.probe["error"]``); the exit status is then 2.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable
+
+from gradlint.probe.environment import ProbeError
+from gradlint.probe.measurements import Measurements, measured_entry
+
+
+def probe_info(ran: bool = False, error: str | None = None,
+               measurements: Measurements | None = None, seconds: float = 0.0) -> dict[str, Any]:
+    """The JSON contract's per-file ``probe`` object."""
+    info: dict[str, Any] = {"ran": ran, "error": error, "seeds": 0, "batch": 0,
+                            "training_mode": True, "loss": None, "seconds": round(seconds, 3)}
+    if measurements is not None:
+        info.update(seeds=measurements.seeds, batch=measurements.batch,
+                    training_mode=measurements.training_mode, loss=measurements.loss or None,
+                    loss_source=measurements.loss_source or None, loader=measurements.loader,
+                    reference_layer=measurements.reference,
+                    input_shapes=[list(s) for s in measurements.input_shapes],
+                    nonfinite=list(measurements.nonfinite))
+    return info
+
+
+def _options_for(settings) -> Callable[[str], dict]:
+    from gradlint.rule_registry import find_rule
+
+    def options(code: str) -> dict:
+        rule = find_rule(code)
+        merged = dict(rule.options) if rule is not None else {}
+        merged.update({k: v for k, v in settings.rules.get(code, {}).items() if k != "severity"})
+        return merged
+
+    return options
+
+
+def _constant_kernels(graph) -> set[str]:
+    """Layers whose units may be identical (constant kernels): only these get the check."""
+    paths = set()
+    for layer in graph.layers() if graph is not None else ():
+        initializer = layer.kernel_initializer
+        stored = layer.weight("kernel")
+        if (initializer is not None and getattr(initializer, "is_constant", False)) or \
+                (stored is not None and stored.std == 0.0):
+            paths.add(layer.path)
+    return paths
+
+
+def measure_target(target: Any, analysis, settings) -> Measurements:
+    """Load `target` (a path, or a live model) and measure it; a loaded model is released
+    when the next one loads."""
+    from gradlint.probe import loading
+    from gradlint.probe.environment import import_keras
+    from gradlint.probe.measure import measure
+    from gradlint.probe.plan import macs_per_sample, plan, recurrent_steps
+
+    verbose = bool(getattr(settings, "verbose", False))
+    graph = analysis.graph if analysis is not None else None
+    tf, keras = import_keras(verbose)
+    live = not isinstance(target, str)
+    model, loader = (target, "live") if live else loading.load(
+        target, graph, unsafe_load=bool(getattr(settings, "unsafe_load", False)),
+        custom_objects=list(getattr(settings, "custom_objects", []) or []), verbose=verbose)
+    try:
+        macs = macs_per_sample(graph)
+        if macs is None:
+            try:
+                macs = float(model.count_params())
+            except Exception:  # an unbuilt model: keep the defaults
+                macs = None
+        seeds, batch = plan(macs, getattr(settings, "probe_seeds", None),
+                            getattr(settings, "probe_batch", None), recurrent_steps(graph))
+        reference = None
+        if graph is not None and analysis.estimate.reference is not None:
+            reference = graph.nodes[analysis.estimate.reference].layer.path
+        training = graph.training if graph is not None else None
+        try:
+            measurements = measure(tf, keras, model, graph, seeds=seeds, batch=batch,
+                                   reference=reference,
+                                   training_loss=training.loss if training else None,
+                                   symmetry=_constant_kernels(graph))
+        except ProbeError:
+            raise
+        except Exception as error:  # the model itself failed to run: say how
+            if verbose:
+                import traceback
+
+                traceback.print_exc(file=sys.stderr)
+            text = " ".join(str(error).split())
+            if len(text) > 300:
+                text = text[:297] + "..."
+            raise ProbeError(f"the model failed to run on the probe's synthetic batch "
+                             f"({type(error).__name__}: {text})") from None
+        measurements.loader = loader
+        return measurements
+    finally:
+        model = None  # the next load releases it (loading.free_previous)
+
+
+def attach_probe(result, analysis, target: Any, settings,
+                 run_probe_rules: Callable[[], tuple[list, list[str]]]) -> None:
+    """Probe one model and fold what it measured into its `FileResult` (in place)."""
+    from gradlint.probe.verdicts import attach_verdicts, fold_duplicates
+
+    started = time.perf_counter()
+    try:
+        measurements = measure_target(target, analysis, settings)
+    except ProbeError as error:
+        result.probe = probe_info(error=str(error), seconds=time.perf_counter() - started)
+        for entry in result.layers:
+            entry.setdefault("measured", None)
+        return
+    analysis.measurements = measurements
+    findings, notes = run_probe_rules()
+    result.findings.extend(findings)
+    result.notes.extend(notes)
+    attach_verdicts(result.findings, measurements, _options_for(settings))
+    result.findings[:] = fold_duplicates(result.findings)
+    known = set()
+    for entry in result.layers:
+        entry["measured"] = measured_entry(measurements, entry["path"])
+        known.add(entry["path"])
+    if analysis.graph is None or not analysis.graph.graph_stored:
+        for path in measurements.order:
+            if path not in known:
+                kernel = measurements.kernels[path]
+                result.layers.append({"path": path, "class": kernel.class_name, "kind": None,
+                                      "activation": None, "weighted": True, "estimate": None,
+                                      "measured": measured_entry(measurements, path)})
+    result.probe = probe_info(True, None, measurements, time.perf_counter() - started)

@@ -1,0 +1,318 @@
+"""Watching a Keras model while it runs: which layer call produced what, and what its
+activation did.
+
+Each layer (nested models flattened into path names as the model graph names them) gets an
+instance-level wrapper around its `call`, and layers with an `activation` attribute get one
+around the activation, so that the probe sees every call's output and the pre-activations of
+sigmoid/tanh and ReLU units without rebuilding the model. Statistics are reduced to a few
+numbers right away, outside the gradient tape. `restore` puts the original methods back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+SATURATION_BOUND = 5.0  # |z| beyond which sigmoid'/tanh' is below 0.007 / 2e-4
+SMOOTH_SATURATING = frozenset({"sigmoid", "tanh", "softsign"})
+HARD_SATURATING = {"hard_sigmoid": (0.0, 1.0), "hard_tanh": (-1.0, 1.0)}
+DYING = frozenset({"relu", "relu6"})
+CONTAINERS = frozenset({"Functional", "Sequential", "Model"})
+ACTIVATION_LAYERS = frozenset({"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax",
+                               "ThresholdedReLU"})
+RECURRENT_CLASSES = frozenset({"SimpleRNN", "LSTM", "GRU", "RNN", "Bidirectional", "ConvLSTM1D",
+                               "ConvLSTM2D", "ConvLSTM3D", "CuDNNLSTM", "CuDNNGRU"})
+GATED_CELLS = frozenset({"LSTM", "GRU", "LSTMCell", "GRUCell", "CuDNNLSTM", "CuDNNGRU",
+                         "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "ConvLSTM1DCell",
+                         "ConvLSTM2DCell", "ConvLSTM3DCell", "PeepholeLSTMCell"})
+KERNEL_NAMES = frozenset({"kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})
+
+
+def activation_name(function: Any) -> str | None:
+    """The canonical name of an activation function object, or None if it is the identity."""
+    from gradlint import activations
+
+    name = getattr(function, "__name__", None) or type(function).__name__
+    normalized = activations.normalize(str(name))
+    if normalized is None or normalized.name == "linear":
+        return None
+    return normalized.name
+
+
+def leaf_layers(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(path, layer) for every layer that is not a container model, in model order."""
+    found = []
+    for layer in getattr(model, "layers", []) or []:
+        name = getattr(layer, "name", "layer")
+        if type(layer).__name__ == "InputLayer":
+            continue
+        if type(layer).__name__ in CONTAINERS and hasattr(layer, "layers"):
+            found.extend(leaf_layers(layer, f"{prefix}{name}/"))
+        else:
+            found.append((prefix + name, layer))
+    return found
+
+
+def variable_role(variable: Any) -> str:
+    name = str(getattr(variable, "path", None) or getattr(variable, "name", ""))
+    return name.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+def kernel_variables(layer: Any) -> list[Any]:
+    """A layer's main kernels: what the static estimate's kernel gradient describes."""
+    try:
+        variables = list(layer.trainable_weights)
+    except Exception:  # a layer that cannot list its weights has none to measure
+        return []
+    kernels = [v for v in variables if variable_role(v) in KERNEL_NAMES]
+    if not kernels:
+        kernels = [v for v in variables if len(getattr(v, "shape", ())) >= 2
+                   and variable_role(v) != "recurrent_kernel"]
+    return kernels
+
+
+def cell_class(layer: Any) -> str:
+    inner = getattr(layer, "forward_layer", None) or layer
+    cell = getattr(inner, "cell", None)
+    if cell is not None:
+        cells = getattr(cell, "cells", None)
+        if cells:
+            cell = cells[-1]
+        return type(cell).__name__
+    return type(inner).__name__
+
+
+def is_recurrent(layer: Any) -> bool:
+    return type(layer).__name__ in RECURRENT_CLASSES or hasattr(layer, "cell")
+
+
+@dataclass
+class _CallStats:
+    class_name: str
+    scales: list[float] = field(default_factory=list)
+    input_scales: list[float] = field(default_factory=list)
+    activation: str | None = None
+    saturated: float = 0.0
+    counted: float = 0.0
+    alive: Any = None  # per unit: any nonzero output seen
+    nonfinite: bool = False
+
+
+class Instrument:
+    """Wraps a model's layers; `begin()` before each forward pass, `collect()` after."""
+
+    def __init__(self, tf, model, activations_by_path: dict[str, str | None] | None = None):
+        self.tf = tf
+        self.model = model
+        self.activations_by_path = activations_by_path or {}
+        self.layers = leaf_layers(model)
+        self.tape = None
+        self.scale_of: dict[int, tuple] = {}
+        self._pausing = False
+        self.stack: list[str] = []
+        self.calls: dict[str, _CallStats] = {}
+        self.call_counts: dict[str, int] = {}
+        self.recurrent_inputs: list[tuple[str, Any, Any]] = []
+        self.order: list[str] = []
+        self.weighted: set[str] = set()  # paths whose input scale is recorded
+        self._patched: list[tuple[Any, str, Any, bool]] = []
+        for path, layer in self.layers:
+            self._wrap_call(path, layer)
+            target = getattr(layer, "layer", None) if type(layer).__name__ == "TimeDistributed" \
+                else layer
+            if target is not None and not is_recurrent(layer) and \
+                    type(layer).__name__ not in ACTIVATION_LAYERS:
+                self._wrap_activation(target)
+
+    # -- patching -----------------------------------------------------------------------
+    def _set(self, owner, name, value) -> None:
+        had = name in vars(owner)
+        self._patched.append((owner, name, vars(owner).get(name), had))
+        object.__setattr__(owner, name, value)
+
+    def restore(self) -> None:
+        for owner, name, value, had in reversed(self._patched):
+            if had:
+                object.__setattr__(owner, name, value)
+            else:
+                try:
+                    object.__delattr__(owner, name)
+                except AttributeError:
+                    pass
+        self._patched.clear()
+
+    def _wrap_call(self, path: str, layer) -> None:
+        original = layer.call
+        instrument = self
+
+        def call(*args, **kwargs):
+            node_path = instrument._enter(path, layer)
+            try:
+                outputs = original(*args, **kwargs)
+            finally:
+                instrument.stack.pop()
+            instrument._record_call(node_path, layer, args, kwargs, outputs)
+            return outputs
+
+        self._set(layer, "call", call)
+
+    def _wrap_activation(self, layer) -> None:
+        function = getattr(layer, "activation", None)
+        if not callable(function):
+            return
+        name = activation_name(function)
+        if name is None or (name not in SMOOTH_SATURATING and name not in HARD_SATURATING
+                            and name not in DYING):
+            return
+        instrument = self
+
+        def activation(x, *args, **kwargs):
+            y = function(x, *args, **kwargs)
+            if instrument.stack:
+                instrument._record_activation(instrument.stack[-1], name, x, y, None)
+            return y
+
+        activation.__name__ = getattr(function, "__name__", name)
+        self._set(layer, "activation", activation)
+
+    # -- recording ------------------------------------------------------------------------
+    def begin(self, tape) -> None:
+        self.tape = tape
+        self.calls = {}
+        self.call_counts = {}
+        self.recurrent_inputs = []
+        self.stack = []
+        self.scale_of = {}  # id of an output tensor of this pass -> (tensor, its deviation)
+
+    def _enter(self, path: str, layer) -> str:
+        index = self.call_counts.get(path, 0)
+        self.call_counts[path] = index + 1
+        node_path = path if index == 0 else f"{path}@{index}"
+        self._stats(node_path, layer)
+        self.stack.append(node_path)
+        if path not in self.order:
+            self.order.append(path)
+        return node_path
+
+    def _stats(self, node_path: str, layer) -> _CallStats:
+        stats = self.calls.get(node_path)
+        if stats is None:
+            stats = self.calls[node_path] = _CallStats(type(layer).__name__)
+        return stats
+
+    def _eager(self, tensor) -> bool:
+        return hasattr(tensor, "numpy") and self.tf.executing_eagerly()
+
+    def _record_call(self, node_path: str, layer, args, kwargs, outputs) -> None:
+        tf = self.tf
+        output = outputs[0] if isinstance(outputs, (list, tuple)) and outputs else outputs
+        inputs = args[0] if args else kwargs.get("inputs")
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
+            inputs = inputs[0]
+        stats = self._stats(node_path, layer)
+        if is_recurrent(layer) and self._eager(inputs) and inputs.dtype.is_floating \
+                and len(inputs.shape) >= 3:
+            self.recurrent_inputs.append((node_path, layer, inputs))
+        if not self._eager(output) or not output.dtype.is_floating:
+            return
+        with self._paused():
+            # A NaN or an infinity anywhere makes the standard deviation non-finite too.
+            scale = float(tf.math.reduce_std(tf.cast(output, tf.float32)).numpy())
+            stats.nonfinite = stats.nonfinite or not math.isfinite(scale)
+            stats.scales.append(scale)
+            self.scale_of[id(output)] = (output, scale)  # kept alive: ids stay unique
+            if node_path.split("@", 1)[0] in self.weighted and self._eager(inputs) \
+                    and inputs.dtype.is_floating:
+                # Usually the tensor another layer just produced: its scale is known.
+                known = self.scale_of.get(id(inputs))
+                stats.input_scales.append(known[1] if known is not None else float(
+                    tf.math.reduce_std(tf.cast(inputs, tf.float32)).numpy()))
+            if type(layer).__name__ in ACTIVATION_LAYERS:
+                name = self._activation_layer_name(node_path, layer)
+                if name is not None:
+                    self._record_activation(node_path, name, inputs, output, stats)
+
+    def _activation_layer_name(self, node_path: str, layer) -> str | None:
+        path = node_path.split("@", 1)[0]
+        name = self.activations_by_path.get(path)
+        if name is None:
+            class_name = type(layer).__name__
+            if class_name == "Activation":
+                name = activation_name(getattr(layer, "activation", None))
+            elif class_name == "ReLU":
+                slope = float(getattr(layer, "negative_slope", 0.0) or 0.0)
+                name = "relu" if slope == 0.0 else None
+        if name in SMOOTH_SATURATING or name in HARD_SATURATING or name in DYING:
+            return name
+        return None
+
+    def _record_activation(self, node_path: str, name: str, pre, post, stats) -> None:
+        tf = self.tf
+        if not (self._eager(post) and self._eager(pre)):
+            return
+        if stats is None:
+            stats = self._stats(node_path, None)
+        with self._paused():
+            stats.activation = name
+            if name in SMOOTH_SATURATING:
+                z = tf.cast(pre, tf.float32)
+                count = tf.reduce_sum(tf.cast(tf.abs(z) > SATURATION_BOUND, tf.float32))
+                stats.saturated += float(count.numpy())
+                stats.counted += float(tf.size(z).numpy())
+            elif name in HARD_SATURATING:
+                low, high = HARD_SATURATING[name]
+                y = tf.cast(post, tf.float32)
+                count = tf.reduce_sum(tf.cast((y <= low) | (y >= high), tf.float32))
+                stats.saturated += float(count.numpy())
+                stats.counted += float(tf.size(y).numpy())
+            elif name in DYING:
+                y = tf.cast(post, tf.float32)
+                if len(y.shape) == 0:
+                    return
+                axes = list(range(len(y.shape) - 1))
+                alive = tf.reduce_any(tf.not_equal(y, 0.0), axis=axes) if axes else \
+                    tf.not_equal(y, 0.0)
+                alive = alive.numpy()
+                stats.alive = alive if stats.alive is None or stats.alive.shape != alive.shape \
+                    else (stats.alive | alive)
+
+    @contextlib.contextmanager
+    def _paused(self):
+        """Statistics are not part of the loss: keep them off the tape (re-entrant)."""
+        if self.tape is None or self._pausing:
+            yield
+            return
+        self._pausing = True
+        try:
+            with self.tape.stop_recording():
+                yield
+        finally:
+            self._pausing = False
+
+    def collect(self) -> dict[str, dict[str, Any]]:
+        """Per call: forward scale, activation, saturated and dead fractions of this pass."""
+        self.scale_of = {}
+        result = {}
+        for node_path, stats in self.calls.items():
+            scale = _pooled(stats.scales)
+            input_scale = _pooled(stats.input_scales)
+            saturated = stats.saturated / stats.counted if stats.counted else None
+            dead = None
+            if stats.alive is not None and stats.alive.size:
+                dead = float(1.0 - stats.alive.mean())
+            result[node_path] = {"class_name": stats.class_name, "forward_scale": scale,
+                                 "input_scale": input_scale,
+                                 "activation": stats.activation, "saturated": saturated,
+                                 "dead": dead, "nonfinite": stats.nonfinite}
+        return result
+
+
+def _pooled(scales: list[float]) -> float | None:
+    """One standard deviation from several equal-sized pieces (a wrapper's time steps)."""
+    if not scales:
+        return None
+    if len(scales) == 1:
+        return scales[0]
+    return math.sqrt(sum(s * s for s in scales) / len(scales))

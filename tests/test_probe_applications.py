@@ -1,0 +1,45 @@
+"""Under the probe, architectures known to train still get no error-severity finding:
+keras.applications ResNet50, MobileNetV2, DenseNet121 and EfficientNetB0, untrained
+(weights=None), measured with BatchNormalization in training mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import gradlint
+
+from conftest import keras3
+
+PREFIX = Path(__file__).stem
+INPUT_SHAPE = (96, 96, 3)  # small inputs keep each pass quick; the graph is the same
+APPLICATIONS = ["ResNet50", "MobileNetV2", "DenseNet121", "EfficientNetB0"]
+
+
+def build(name):
+    def make():
+        keras = keras3()
+        return getattr(keras.applications, name)(weights=None, input_shape=INPUT_SHAPE,
+                                                 classes=10)
+
+    return make
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", APPLICATIONS)
+def test_no_error_findings_under_the_probe(save_model, name):
+    path = save_model(f"{PREFIX}-{name}", build(name))
+    report = gradlint.lint(str(path), probe=True)
+    (result,) = report.files
+    assert result.error is None, result.error
+    assert result.probe["ran"] is True, result.probe
+    assert result.probe["training_mode"] is True
+    errors = [f"{f.code} {f.layer}: {f.message}" for f in result.findings
+              if f.severity == "error"]
+    assert errors == []
+    assert report.exit_code() == 0
+    weighted = [layer for layer in result.layers if layer["weighted"]]
+    measured = [layer for layer in weighted if layer["measured"] is not None]
+    assert len(measured) == len(weighted) > 50
+    assert all(layer["measured"]["kernel_gradient_norm"] > 0 for layer in measured)
