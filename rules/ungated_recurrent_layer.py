@@ -9,9 +9,9 @@ an error when the input shape stored in the file gives a sequence length of `err
 An ungated recurrent layer multiplies the gradient by its recurrent Jacobian once per time
 step, so the gradient from step t reaches step t - k scaled by roughly the k-th power of the
 Jacobian's largest singular value: it vanishes (or explodes) geometrically. Bengio et al.
-(1994) showed that such networks fail to learn dependencies beyond 10 to 20 steps. gradlint's
-probe measures an untrained 32-unit SimpleRNN's input gradient falling by 3.4e-6 over 50
-steps.
+(1994) showed that such networks fail to learn dependencies beyond 10 to 20 steps. On
+untrained SimpleRNNs, `gradlint --probe` measured the loss gradient at the first input step
+at 0.03 of the last step's over 10 steps, 5e-4 over 20 and 7e-9 over 50.
 
 ## Example
     keras.Sequential([keras.Input((200, 16)), keras.layers.SimpleRNN(32),
