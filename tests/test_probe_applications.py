@@ -4,32 +4,17 @@ keras.applications ResNet50, MobileNetV2, DenseNet121 and EfficientNetB0, untrai
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import gradlint
 
-from conftest import keras3
-
-PREFIX = Path(__file__).stem
-INPUT_SHAPE = (96, 96, 3)  # small inputs keep each pass quick; the graph is the same
-APPLICATIONS = ["ResNet50", "MobileNetV2", "DenseNet121", "EfficientNetB0"]
-
-
-def build(name):
-    def make():
-        keras = keras3()
-        return getattr(keras.applications, name)(weights=None, input_shape=INPUT_SHAPE,
-                                                 classes=10)
-
-    return make
+from applications import APPLICATIONS, saved_application
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", APPLICATIONS)
 def test_no_error_findings_under_the_probe(save_model, name):
-    path = save_model(f"{PREFIX}-{name}", build(name))
+    path = saved_application(save_model, name)
     report = gradlint.lint(str(path), probe=True)
     (result,) = report.files
     assert result.error is None, result.error
