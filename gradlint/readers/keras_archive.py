@@ -65,16 +65,20 @@ def _attach_weights(path: str, info: zipfile.ZipInfo, graph: ModelGraph, config:
                                           detach_archive_weights)
 
     try:
+        raw = None
         if info.compress_type == zipfile.ZIP_STORED:
             handle = ArchiveMember(path, info)
+            raw = (path, handle.start)
         else:
             with zipfile.ZipFile(path) as archive:
                 handle = io.BytesIO(archive.read(info))
         with handle, h5py.File(handle, "r") as weights:
+            if weights.userblock_size:
+                raw = None
             if graph.graph_stored:
-                attach_archive_weights(graph, weights, config, keras2)
+                attach_archive_weights(graph, weights, config, keras2, raw)
             else:
-                detach_archive_weights(graph, weights)
+                detach_archive_weights(graph, weights, raw)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise ModelReadError(f"{WEIGHTS_MEMBER} inside the archive could not be read "
                              f"({error})") from None

@@ -57,7 +57,10 @@ def read(path: str, *, read_weights: bool = True) -> ModelGraph:
             from gradlint.readers.weights import attach_legacy_weights
 
             try:
-                attach_legacy_weights(graph, handle["model_weights"])
+                # Raw data can be mapped straight from the file unless a user block shifts
+                # HDF5's addresses.
+                raw = (path, 0) if handle.userblock_size == 0 else None
+                attach_legacy_weights(graph, handle["model_weights"], raw)
             except (OSError, KeyError, ValueError) as error:
                 raise ModelReadError(f"the stored weights could not be read ({error})") from None
     return graph

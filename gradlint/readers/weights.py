@@ -36,7 +36,7 @@ class ArchiveMember(io.RawIOBase):
             self._file.close()
             raise OSError("bad local file header")
         name_length, extra_length = struct.unpack("<HH", header[26:30])
-        self._start = info.header_offset + 30 + name_length + extra_length
+        self.start = info.header_offset + 30 + name_length + extra_length
         self._size = info.file_size
         self._position = 0
 
@@ -64,7 +64,7 @@ class ArchiveMember(io.RawIOBase):
             return 0
         view = memoryview(buffer)
         count = min(len(view), remaining)
-        self._file.seek(self._start + self._position)
+        self._file.seek(self.start + self._position)
         data = self._file.readinto(view[:count])
         self._position += data or 0
         return data or 0
@@ -74,7 +74,29 @@ class ArchiveMember(io.RawIOBase):
         super().close()
 
 
-def tensor_stats(dataset: Any, role: str) -> WeightStats:
+def _mapped(dataset: Any, raw: tuple[str, int] | None, size: int):
+    """The dataset's values memory-mapped straight from the file, when they are stored
+    contiguously and uncompressed (as Keras writes them): no copy through h5py's Python
+    file layer. `raw` is (file path, offset of the HDF5 data inside that file)."""
+    import numpy as np
+
+    if raw is None or dataset.chunks is not None or dataset.compression is not None:
+        return None
+    try:
+        offset = dataset.id.get_offset()
+    except (AttributeError, ValueError, OSError):
+        return None
+    if offset is None or dataset.dtype.kind not in "fiu":
+        return None
+    path, base = raw
+    try:
+        return np.memmap(path, dtype=dataset.dtype, mode="r", offset=base + offset,
+                         shape=(size,))
+    except (OSError, ValueError):
+        return None
+
+
+def tensor_stats(dataset: Any, role: str, raw: tuple[str, int] | None = None) -> WeightStats:
     """Mean, standard deviation, zero fraction and finiteness of one HDF5 dataset, read in
     chunks of about 2M values in the stored precision."""
     import numpy as np
@@ -88,8 +110,12 @@ def tensor_stats(dataset: Any, role: str) -> WeightStats:
     squares = 0.0  # sum of squared deviations from the mean (Chan et al.'s parallel form)
     zeros = 0
     nonfinite = 0
-    if not shape:
-        chunks: Iterable = [np.asarray(dataset[()]).reshape(1)]
+    mapped = _mapped(dataset, raw, size) if shape else None
+    if mapped is not None:
+        chunks: Iterable = (mapped[start:start + CHUNK_ELEMENTS]
+                            for start in range(0, size, CHUNK_ELEMENTS))
+    elif not shape:
+        chunks = [np.asarray(dataset[()]).reshape(1)]
     else:
         row_size = max(1, size // shape[0])
         rows = max(1, CHUNK_ELEMENTS // row_size)
@@ -189,7 +215,8 @@ def snake_case(name: str, keras2: bool) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _assign(layers: list[Layer], datasets: list[tuple[str, Any]]) -> None:
+def _assign(layers: list[Layer], datasets: list[tuple[str, Any]],
+            raw: tuple[str, int] | None = None) -> None:
     if not layers:
         return
     layer = layers[0]
@@ -202,12 +229,13 @@ def _assign(layers: list[Layer], datasets: list[tuple[str, Any]]) -> None:
         if not backward:
             forward_count += 1
         role = roles[position] if position < len(roles) else f"weight_{position}"
-        stats.append(tensor_stats(dataset, ("backward_" if backward else "") + role))
+        stats.append(tensor_stats(dataset, ("backward_" if backward else "") + role, raw))
     for target in layers:
         target.weights = stats
 
 
-def detach_archive_weights(graph: ModelGraph, root: Any) -> None:
+def detach_archive_weights(graph: ModelGraph, root: Any,
+                           raw: tuple[str, int] | None = None) -> None:
     """For a model whose graph is not stored: every ``vars`` group becomes a detached layer
     named by its place in the file, so its weights can still be checked."""
     import h5py
@@ -235,23 +263,25 @@ def detach_archive_weights(graph: ModelGraph, root: Any) -> None:
             if len(dataset.shape) >= 2:
                 role = "kernel" if kernels == 0 else f"kernel_{kernels}"
                 kernels += 1
-            stats.append(tensor_stats(dataset, role))
+            stats.append(tensor_stats(dataset, role, raw))
         layer.weights = stats
         graph.detached_layers.append(layer)
     graph.weights_read = True
 
 
-def attach_archive_weights(graph: ModelGraph, root: Any, model_config: dict, keras2: bool) -> None:
+def attach_archive_weights(graph: ModelGraph, root: Any, model_config: dict, keras2: bool,
+                           raw: tuple[str, int] | None = None) -> None:
     """Keras 3 / tf-keras archive layout: ``layers/<class key>/vars/<n>``, nested models under
     ``layers/<key>/layers/...``. Layers are found by the ``name`` attribute Keras 3.6+ writes on
     each ``vars`` group, and by class order where it is missing."""
     by_path = _layers_by_path(graph)
-    _attach_container(root, model_config, "", by_path, keras2)
+    _attach_container(root, model_config, "", by_path, keras2, raw)
     graph.weights_read = True
 
 
 def _attach_container(group: Any, model_entry: dict, prefix: str,
-                      by_path: dict[str, list[Layer]], keras2: bool) -> None:
+                      by_path: dict[str, list[Layer]], keras2: bool,
+                      raw: tuple[str, int] | None = None) -> None:
     container = group.get("layers") if hasattr(group, "get") else None
     if container is None:
         return
@@ -279,12 +309,13 @@ def _attach_container(group: Any, model_entry: dict, prefix: str,
         if member is None:
             continue
         if isinstance(entry_config.get("layers"), list):
-            _attach_container(member, entry, f"{prefix}{name}/", by_path, keras2)
+            _attach_container(member, entry, f"{prefix}{name}/", by_path, keras2, raw)
             continue
-        _assign(by_path.get(prefix + name, []), _datasets_in_order(member))
+        _assign(by_path.get(prefix + name, []), _datasets_in_order(member), raw)
 
 
-def attach_legacy_weights(graph: ModelGraph, model_weights: Any) -> None:
+def attach_legacy_weights(graph: ModelGraph, model_weights: Any,
+                          raw: tuple[str, int] | None = None) -> None:
     """Legacy HDF5 layout: ``model_weights/<layer>/`` with a ``weight_names`` attribute whose
     entries name the datasets (``dense/kernel:0``); nested models list their inner layers'
     weights under the outer model's group."""
@@ -322,7 +353,7 @@ def attach_legacy_weights(graph: ModelGraph, model_weights: Any) -> None:
                 role = ROLE_ALIASES.get(role, role)
                 if "backward" in weight_name:
                     role = "backward_" + role
-                stats.append(tensor_stats(dataset, role))
+                stats.append(tensor_stats(dataset, role, raw))
             for layer in layers:
                 layer.weights = stats
     graph.weights_read = True
