@@ -108,6 +108,11 @@ class Series:
         return statistics.median(values) if values else None
 
     @property
+    def cpu_min(self) -> float | None:
+        values = [run.cpu for run in self.ok if run.cpu is not None]
+        return min(values) if values else None
+
+    @property
     def peak_mb(self) -> float | None:
         values = [run.rss_mb for run in self.ok if run.rss_mb is not None]
         return max(values) if values else None
@@ -224,7 +229,7 @@ def gradlint_facts(gradlint: list[str], path: str, env: dict[str, str]) -> dict:
 
 
 def measure_model(runner: Runner, args, gradlint: list[str], name: str, path: str,
-                  skip_tf: bool) -> dict:
+                  skip_tf: bool | str) -> dict:
     warm_file(path)
     facts = gradlint_facts(gradlint, path, runner.env)
     no_weights = Series("gradlint --no-weights")
@@ -256,7 +261,8 @@ def measure_model(runner: Runner, args, gradlint: list[str], name: str, path: st
                 tf.note = f"the TensorFlow load was killed after {args.tf_timeout:.0f} s"
             if run.wall is None or run.error or run.wall > args.tf_slow:
                 break  # one slow or failed load is enough to know
-        log(f"{name}: TensorFlow load {_fmt(tf.median)} s {tf.failure}")
+        log(f"{name}: TensorFlow load " + (f"{_fmt(tf.median)} s" if tf.median is not None
+                                             else tf.failure))
     return {"name": name, "path": path, "facts": facts, "no_weights": no_weights,
             "weights": weights, "tf": tf}
 
@@ -322,7 +328,8 @@ def machine_facts() -> dict:
                             "--", "gradlint", "rules"], capture_output=True, text=True).stdout
     return {"nproc": nproc, "cpu": cpu, "memory": memory,
             "python": platform.python_version(), "platform": platform.platform(),
-            "versions": versions, "commit": commit + (" (with uncommitted changes)" if dirty else "")}
+            "versions": versions,
+            "commit": commit + (" (with uncommitted changes)" if dirty else "")}
 
 
 def target_rows(results: dict) -> list[tuple]:
@@ -375,10 +382,11 @@ def _layers(result: dict) -> int:
 
 def marginal_costs(chains: list[dict], key: str) -> list[float | None]:
     """CPU seconds per 1,000 layers between each chain and the next smaller one (None for the
-    first). CPU time, not wall time, so that other work on the machine does not bend the line."""
+    first). The minimum CPU time over the runs, not wall time, so that other work on the
+    machine bends the line as little as possible."""
     costs: list[float | None] = [None]
     for smaller, larger in zip(chains, chains[1:]):
-        a, b = smaller[key].cpu, larger[key].cpu
+        a, b = smaller[key].cpu_min, larger[key].cpu_min
         if a is None or b is None:
             costs.append(None)
         else:
@@ -395,7 +403,7 @@ def linearity(chains: list[dict], key: str) -> tuple[str, str]:
     if len(chains) < 3:
         return "no data", ""
     low, mid, high = chains[0], chains[-2], chains[-1]
-    values = [low[key].cpu, mid[key].cpu, high[key].cpu]
+    values = [low[key].cpu_min, mid[key].cpu_min, high[key].cpu_min]
     if any(value is None for value in values):
         return "no data", ""
     lower = (values[1] - values[0]) / (_layers(mid) - _layers(low)) * 1000
@@ -411,7 +419,8 @@ def render(results: dict, baselines: dict, machine: dict, meta: dict) -> str:
     out = []
     out.append("# gradlint static-path benchmark\n")
     out.append(f"- date: {meta['date']}")
-    out.append(f"- machine: {machine['nproc']} CPUs (nproc) · {machine['cpu'] or 'unknown CPU'} · "
+    out.append(f"- machine: {machine['nproc']} CPUs (nproc) · "
+               f"{machine['cpu'] or 'unknown CPU'} · "
                f"{machine['memory']} RAM · {machine['platform']}")
     out.append(f"- Python {machine['python']}; "
                + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()))
@@ -473,9 +482,9 @@ def render(results: dict, baselines: dict, machine: dict, meta: dict) -> str:
     if chains:
         out.append("")
         out.append("## Chain scaling\n")
-        out.append("| layers | `--no-weights` median s | s per 1,000 layers | CPU s "
+        out.append("| layers | `--no-weights` median s | s per 1,000 layers | min CPU s "
                    "| marginal CPU s per 1,000 | with weights median s | s per 1,000 layers "
-                   "| CPU s | marginal CPU s per 1,000 |")
+                   "| min CPU s | marginal CPU s per 1,000 |")
         out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         marginal = {key: marginal_costs(chains, key) for key in ("no_weights", "weights")}
         for index, chain in enumerate(chains):
@@ -484,7 +493,7 @@ def render(results: dict, baselines: dict, machine: dict, meta: dict) -> str:
             for key in ("no_weights", "weights"):
                 median = chain[key].median
                 cells += [_fmt(median), _fmt(None if median is None else median / n * 1000),
-                          _fmt(chain[key].cpu, 2), _fmt(marginal[key][index])]
+                          _fmt(chain[key].cpu_min, 2), _fmt(marginal[key][index])]
             out.append("| " + " | ".join(cells) + " |")
     out.append("")
     out.append("## Targets\n")
