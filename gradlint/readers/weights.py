@@ -74,26 +74,29 @@ class ArchiveMember(io.RawIOBase):
         super().close()
 
 
-def _mapped(dataset: Any, raw: tuple[str, int] | None, size: int):
-    """The dataset's values memory-mapped straight from the file, when they are stored
-    contiguously and uncompressed (as Keras writes them): no copy through h5py's Python
-    file layer. `raw` is (file path, offset of the HDF5 data inside that file)."""
-    import numpy as np
-
-    if raw is None or dataset.chunks is not None or dataset.compression is not None:
+def _raw_offset(dataset: Any, raw: tuple[str, int] | None) -> int | None:
+    """Where the dataset's values start in the file at raw[0], when they are stored
+    contiguously and uncompressed (as Keras writes them), so they can be memory-mapped
+    instead of copied through h5py's Python file layer. raw[1] is where the HDF5 data starts
+    inside that file (the member's offset in a `.keras` zip)."""
+    if raw is None or dataset.chunks is not None or dataset.compression is not None \
+            or dataset.dtype.kind not in "fiu":
         return None
     try:
         offset = dataset.id.get_offset()
     except (AttributeError, ValueError, OSError):
         return None
-    if offset is None or dataset.dtype.kind not in "fiu":
-        return None
-    path, base = raw
-    try:
-        return np.memmap(path, dtype=dataset.dtype, mode="r", offset=base + offset,
-                         shape=(size,))
-    except (OSError, ValueError):
-        return None
+    return None if offset is None else raw[1] + offset
+
+
+def _mapped_chunks(path: str, offset: int, dtype: Any, size: int) -> Iterable:
+    """The values in chunks, each mapped on its own and unmapped once the next is taken, so
+    that even a 411 MB kernel keeps only one chunk's pages resident."""
+    import numpy as np
+
+    for start in range(0, size, CHUNK_ELEMENTS):
+        yield np.memmap(path, dtype=dtype, mode="r", offset=offset + start * dtype.itemsize,
+                        shape=(min(CHUNK_ELEMENTS, size - start),))
 
 
 def tensor_stats(dataset: Any, role: str, raw: tuple[str, int] | None = None) -> WeightStats:
@@ -110,10 +113,9 @@ def tensor_stats(dataset: Any, role: str, raw: tuple[str, int] | None = None) ->
     squares = 0.0  # sum of squared deviations from the mean (Chan et al.'s parallel form)
     zeros = 0
     nonfinite = 0
-    mapped = _mapped(dataset, raw, size) if shape else None
-    if mapped is not None:
-        chunks: Iterable = (mapped[start:start + CHUNK_ELEMENTS]
-                            for start in range(0, size, CHUNK_ELEMENTS))
+    offset = _raw_offset(dataset, raw) if shape else None
+    if offset is not None:
+        chunks: Iterable = _mapped_chunks(raw[0], offset, dataset.dtype, size)
     elif not shape:
         chunks = [np.asarray(dataset[()]).reshape(1)]
     else:
