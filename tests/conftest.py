@@ -64,6 +64,15 @@ def save_model(model_dir):
     return save
 
 
+def rule_findings(path, code: str) -> list:
+    """The findings of one rule on a readable model file, linted in this process."""
+    import gradlint
+
+    result = gradlint.lint(str(path)).files[0]
+    assert result.error is None, result.error
+    return [finding for finding in result.findings if finding.code == code]
+
+
 def run_gradlint(*args: str, cwd: str | os.PathLike | None = None, env: dict | None = None,
                  timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the gradlint command line in a fresh interpreter, as a user would."""

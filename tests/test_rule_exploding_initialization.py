@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import gradlint
-
-from conftest import keras2, keras3
+from conftest import keras2, keras3, rule_findings
 
 PREFIX = Path(__file__).stem
 CODE = "GL203"
@@ -18,9 +16,7 @@ LIBRARY = {"keras": keras3, "keras2": keras2, "h5": keras2}
 
 
 def findings(path, code=CODE):
-    result = gradlint.lint(path).files[0]
-    assert result.error is None, result.error
-    return [finding for finding in result.findings if finding.code == code]
+    return rule_findings(path, code)
 
 
 def wide_mlp(keras, depth, stddev=0.5, width=64):

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import gradlint
-
-from conftest import keras2, keras3
+from conftest import keras2, keras3, rule_findings
 
 PREFIX = Path(__file__).stem
 CODE = "GL101"
@@ -17,9 +15,7 @@ LIBRARY = {"keras": keras3, "keras2": keras2, "h5": keras2}
 
 
 def findings(path, code=CODE):
-    result = gradlint.lint(path).files[0]
-    assert result.error is None, result.error
-    return [finding for finding in result.findings if finding.code == code]
+    return rule_findings(path, code)
 
 
 def saturating_mlp(keras, depth, activation="sigmoid", width=64):
