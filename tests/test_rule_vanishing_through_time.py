@@ -1,4 +1,4 @@
-"""GL905 vanishing-through-time: an untrained SimpleRNN over 20 steps loses its input
+"""GL905 vanishing-through-time: an untrained SimpleRNN over 40 steps loses its input
 gradient (an error), over 8 steps it does not; a gated LSTM's decay is informational."""
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ def findings(path):
     return [finding for finding in result.findings if finding.code == CODE]
 
 
-def test_simple_rnn_over_20_steps_is_flagged(save_model):
-    path = save_model(f"{PREFIX}-rnn20", lambda: models.simple_rnn(20, name="rnn20"))
+def test_simple_rnn_over_40_steps_is_flagged(save_model):
+    # 40 steps, not 20: at 20 the measured ratio (about 5e-4) sits so near the 1e-3 error
+    # threshold that some initial weights give a warning instead.
+    path = save_model(f"{PREFIX}-rnn40", lambda: models.simple_rnn(40, name="rnn40"))
     (finding,) = findings(path)
     assert finding.severity == "error"
     assert finding.layer == "rnn"
-    assert finding.evidence["time_steps"] == 20
+    assert finding.evidence["time_steps"] == 40
     assert finding.evidence["first_last_ratio"] < 1e-3
     assert 0 < finding.evidence["decay_per_step"] < 1
     assert finding.evidence["gated"] is False
