@@ -1,56 +1,117 @@
-"""Readers: one per file format, each producing a `ModelGraph`. `read_model` picks the reader
-from the file's first bytes, not its name."""
+"""Readers: one per file format, each producing a `ModelGraph`. `read_model` decides the format
+once, from the file's bytes, and refuses a file whose bytes or name leave it in doubt: Keras
+picks its loader by the name, so a file that gradlint read as one format must never be
+loaded as another."""
 
 from __future__ import annotations
 
 import os
+import stat
 
 from gradlint.errors import ModelReadError, UnsupportedFormat
 from gradlint.graph import ModelGraph
+from gradlint.limits import DEFAULT_LIMITS, Limits
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
+LFS_POINTER = b"version https://git-lfs"
+
+KERAS_ARCHIVE = "keras archive"
+HDF5 = "HDF5"
+# The format each extension asks Keras's loader for.
+EXTENSION_FORMATS = {".keras": KERAS_ARCHIVE, ".h5": HDF5, ".hdf5": HDF5}
+# Where HDF5 looks for its signature: offset 0, then 512, 1024, 2048, ... (a user block).
+HDF5_SIGNATURE_LIMIT = 1 << 20
 
 
-def read_model(path: str, *, read_weights: bool = True) -> ModelGraph:
+def special_file_kind(mode: int) -> str | None:
+    """What a non-regular file is, in words, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
+
+
+def _hdf5_offset(handle, size: int) -> int | None:
+    offset = 0
+    while offset + 8 <= size and offset <= HDF5_SIGNATURE_LIMIT:
+        handle.seek(offset)
+        if handle.read(8) == HDF5_SIGNATURE:
+            return offset
+        offset = 512 if offset == 0 else offset * 2
+    return None
+
+
+def detect_format(path: str, *, allow_ambiguous: bool = False) -> str:
+    """The file's format from its bytes: `KERAS_ARCHIVE` or `HDF5`.
+
+    Opens only a regular file (a FIFO would block, a device never ends) and refuses a file
+    that is both a zip and an HDF5 file, or whose extension names the other format, unless
+    `allow_ambiguous` (then the bytes decide, a zip first).
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as error:
+        raise ModelReadError(f"cannot open the file ({error.strerror or error})") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        kind = special_file_kind(info.st_mode)
+        if kind is not None:
+            raise ModelReadError(f"{kind}, not a regular file")
+        head = handle.read(64)
+        if not head:
+            raise ModelReadError("the file is empty")
+        is_zip = head.startswith(ZIP_SIGNATURE)
+        hdf5_at = _hdf5_offset(handle, info.st_size)
+    if head.startswith(LFS_POINTER):
+        raise UnsupportedFormat("a Git LFS pointer, not the model itself: run `git lfs pull`")
+    if is_zip and hdf5_at is not None and not allow_ambiguous:
+        raise ModelReadError(
+            f"the file is both a zip archive and an HDF5 file (its HDF5 data starts at byte "
+            f"{hdf5_at}), so gradlint and Keras could read different models from it; refused "
+            "(--allow-ambiguous-format reads it as the zip archive)")
+    if is_zip:
+        found = KERAS_ARCHIVE
+    elif hdf5_at is not None:
+        found = HDF5
+    elif path.endswith(".pb") or head[:1] == b"\x08":
+        raise UnsupportedFormat("a TensorFlow protobuf graph is not supported")
+    else:
+        raise UnsupportedFormat("not a Keras model file: expected a .keras archive (zip) or a "
+                                "full-model HDF5 file")
+    extension = os.path.splitext(path)[1].lower()
+    named = EXTENSION_FORMATS.get(extension)
+    if named is not None and named != found and not allow_ambiguous:
+        raise ModelReadError(
+            f"the name ends in {extension} but the file is "
+            f"{'an HDF5 file' if found == HDF5 else 'a zip archive (a .keras file)'}, and "
+            f"Keras picks its loader by the name; rename it to "
+            f"{'.h5' if found == HDF5 else '.keras'} (or pass --allow-ambiguous-format)")
+    return found
+
+
+def read_model(path: str, *, read_weights: bool = True, limits: Limits = DEFAULT_LIMITS,
+               allow_ambiguous: bool = False) -> ModelGraph:
     """Read a saved Keras model. Raises `ModelReadError` with a clear message otherwise."""
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, "saved_model.pb")):
             raise UnsupportedFormat("a TensorFlow SavedModel directory is not supported; save "
                                     "the model with model.save('model.keras')")
         raise UnsupportedFormat("a directory is not a model file")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError as error:
-        raise ModelReadError(f"cannot open the file ({error.strerror or error})") from None
-    if not head:
-        raise ModelReadError("the file is empty")
-    if head.startswith(ZIP_SIGNATURE):
+    found = detect_format(path, allow_ambiguous=allow_ambiguous)
+    if found == KERAS_ARCHIVE:
         from gradlint.readers import keras_archive
 
-        return keras_archive.read(path, read_weights=read_weights)
-    if head == HDF5_SIGNATURE or _has_hdf5_userblock(path):
-        from gradlint.readers import legacy_h5
+        return keras_archive.read(path, read_weights=read_weights, limits=limits)
+    from gradlint.readers import legacy_h5
 
-        return legacy_h5.read(path, read_weights=read_weights)
-    if path.endswith(".pb") or head[:1] == b"\x08":
-        raise UnsupportedFormat("a TensorFlow protobuf graph is not supported")
-    raise UnsupportedFormat("not a Keras model file: expected a .keras archive (zip) or a "
-                            "full-model HDF5 file")
-
-
-def _has_hdf5_userblock(path: str) -> bool:
-    """HDF5 also allows its signature at offsets 512, 1024, 2048, ... (after a user block)."""
-    try:
-        with open(path, "rb") as handle:
-            offset = 512
-            size = os.fstat(handle.fileno()).st_size
-            while offset + 8 <= size and offset <= 1 << 20:
-                handle.seek(offset)
-                if handle.read(8) == HDF5_SIGNATURE:
-                    return True
-                offset *= 2
-    except OSError:
-        return False
-    return False
+    return legacy_h5.read(path, read_weights=read_weights, limits=limits)

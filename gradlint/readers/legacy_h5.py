@@ -8,48 +8,64 @@ import json
 
 from gradlint.errors import ModelReadError, UnsupportedFormat
 from gradlint.graph import ModelGraph
+from gradlint.limits import DEFAULT_LIMITS, Limits
 from gradlint.readers.keras_config import build_graph, parse_training
 
 
-def _attribute_text(value: object) -> str | None:
+def _attribute_text(name: str, value: object) -> str | None:
     if value is None:
         return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if hasattr(value, "tobytes") and getattr(value, "dtype", None) is not None and \
-            value.dtype.kind == "S":
-        return value.tobytes().decode("utf-8")
-    return str(value)
+    try:
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        if hasattr(value, "tobytes") and getattr(value, "dtype", None) is not None and \
+                value.dtype.kind == "S":
+            return value.tobytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelReadError(f"the '{name}' attribute is not UTF-8 text") from None
+    if isinstance(value, str):
+        return value
+    raise ModelReadError(f"the '{name}' attribute is not text (it holds "
+                         f"{type(value).__name__} data)")
 
 
-def _attribute_json(attrs, name: str) -> object:
-    text = _attribute_text(attrs.get(name))
+def _attribute_json(handle, name: str, limits: Limits) -> object:
+    from gradlint.readers.hdf5 import attribute_bytes
+
+    text = _attribute_text(name, attribute_bytes(handle, name, limits))
     if text is None:
         return None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise ModelReadError(f"the '{name}' attribute is not valid JSON ({error})") from None
+    except RecursionError:
+        raise ModelReadError(f"the '{name}' attribute nests too deeply to be a model "
+                             "configuration") from None
 
 
-def read(path: str, *, read_weights: bool = True) -> ModelGraph:
-    import h5py
+def read(path: str, *, read_weights: bool = True, limits: Limits = DEFAULT_LIMITS) -> ModelGraph:
+    import os
 
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as error:
-        raise ModelReadError(f"not a readable HDF5 file ({error})") from None
+    from gradlint.readers.hdf5 import attribute_bytes, open_checked
+
+    # Without weights only the root's attributes are read: nothing to check beyond them.
+    handle = open_checked(path, limits, os.path.getsize(path), scan=read_weights)
     with handle:
         if "model_config" not in handle.attrs:
             if "layer_names" in handle.attrs or "model_weights" not in handle:
                 raise UnsupportedFormat(
                     "this HDF5 file holds no model configuration (weights only, or not a "
                     "Keras file); gradlint needs a full model saved with model.save()")
-        config = _attribute_json(handle.attrs, "model_config")
-        version = _attribute_text(handle.attrs.get("keras_version"))
+        config = _attribute_json(handle, "model_config", limits)
+        try:
+            version = _attribute_text("keras_version",
+                                      attribute_bytes(handle, "keras_version", limits))
+        except ModelReadError:
+            version = None
         graph = build_graph(config, format="keras-legacy-h5", keras2=True)
         graph.keras_version = version
-        training = _attribute_json(handle.attrs, "training_config")
+        training = _attribute_json(handle, "training_config", limits)
         if isinstance(training, dict):
             graph.training = parse_training(training.get("optimizer_config"),
                                             training.get("loss"))
@@ -61,6 +77,6 @@ def read(path: str, *, read_weights: bool = True) -> ModelGraph:
                 # HDF5's addresses.
                 raw = (path, 0) if handle.userblock_size == 0 else None
                 attach_legacy_weights(graph, handle["model_weights"], raw)
-            except (OSError, KeyError, ValueError) as error:
+            except (OSError, KeyError, ValueError, RuntimeError, TypeError) as error:
                 raise ModelReadError(f"the stored weights could not be read ({error})") from None
     return graph

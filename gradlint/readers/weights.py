@@ -7,10 +7,12 @@ archive's weights member is read in place at its offset inside the zip file.
 from __future__ import annotations
 
 import io
+import itertools
+import os
 import re
 import struct
 import zipfile
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from gradlint.graph import Layer, ModelGraph, WeightStats
 
@@ -38,6 +40,9 @@ class ArchiveMember(io.RawIOBase):
         name_length, extra_length = struct.unpack("<HH", header[26:30])
         self.start = info.header_offset + 30 + name_length + extra_length
         self._size = info.file_size
+        if self.start + self._size > os.fstat(self._file.fileno()).st_size:
+            self._file.close()
+            raise OSError("the member runs past the end of the archive")
         self._position = 0
 
     def readable(self) -> bool:
@@ -99,13 +104,34 @@ def _mapped_chunks(path: str, offset: int, dtype: Any, size: int) -> Iterable:
                         shape=(min(CHUNK_ELEMENTS, size - start),))
 
 
+def _boxes(shape: tuple[int, ...], limit: int) -> Iterator[tuple]:
+    """Index tuples that cover an array of `shape` in C order, each selecting at most `limit`
+    values: whole trailing axes where they fit, slices of the next axis, single indices of
+    the leading ones (a (1, 10**8) kernel is read in 2M-value pieces of its row)."""
+    inner = 1
+    axis = len(shape)
+    while axis > 0 and inner * shape[axis - 1] <= limit:
+        inner *= shape[axis - 1]
+        axis -= 1
+    if axis == 0:
+        yield ()
+        return
+    axis -= 1
+    step = max(1, limit // inner)
+    for prefix in itertools.product(*(range(extent) for extent in shape[:axis])):
+        for start in range(0, shape[axis], step):
+            yield prefix + (slice(start, start + step),)
+
+
 def tensor_stats(dataset: Any, role: str, raw: tuple[str, int] | None = None) -> WeightStats:
     """Mean, standard deviation, zero fraction and finiteness of one HDF5 dataset, read in
     chunks of about 2M values in the stored precision."""
     import numpy as np
 
     shape = tuple(int(d) for d in dataset.shape)
-    size = int(np.prod(shape)) if shape else 1
+    size = 1
+    for extent in shape:
+        size *= extent
     if size == 0 or dataset.dtype.kind not in "fiub":
         return WeightStats(role, shape, 0.0, 0.0, 0.0, True)
     count = 0
@@ -119,9 +145,7 @@ def tensor_stats(dataset: Any, role: str, raw: tuple[str, int] | None = None) ->
     elif not shape:
         chunks = [np.asarray(dataset[()]).reshape(1)]
     else:
-        row_size = max(1, size // shape[0])
-        rows = max(1, CHUNK_ELEMENTS // row_size)
-        chunks = (dataset[start:start + rows] for start in range(0, shape[0], rows))
+        chunks = (dataset[box] for box in _boxes(shape, CHUNK_ELEMENTS))
     for chunk in chunks:
         values = np.asarray(chunk).ravel()
         if values.dtype.kind != "f":
