@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -163,20 +164,42 @@ def is_excluded(path: str, patterns: list[str], root: str) -> bool:
     return any(glob_matches(pattern, path, root) for pattern in patterns)
 
 
+def _not_a_tree_file(path: str, tree: str) -> str | None:
+    """Why a file found in a directory search is not read, or None: only regular files are,
+    and (as git does) a symbolic link is not followed out of the searched tree."""
+    try:
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            target = os.path.realpath(path)
+            if os.path.commonpath([tree, target]) != tree:
+                return "a symbolic link to outside the searched directory"
+            info = os.stat(path)
+    except (OSError, ValueError):
+        return "a broken symbolic link"
+    if not stat.S_ISREG(info.st_mode):
+        from gradlint.readers import special_file_kind
+
+        return f"{special_file_kind(info.st_mode)}, not a regular file"
+    return None
+
+
 def discover(paths: list[str], *, exclude: list[str], root: str,
              respect_gitignore: bool = True) -> Discovery:
     result = Discovery()
     for path in paths:
-        if os.path.isfile(path):
-            result.explicit.append(path)
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as error:
+            result.missing.append((path, (error.strerror or "cannot be read").lower()))
             continue
-        if not os.path.isdir(path):
-            result.missing.append((path, "no such file or directory"))
+        if not stat.S_ISDIR(mode):
+            result.explicit.append(path)  # the reader says what a FIFO or a device is
             continue
         if os.path.exists(os.path.join(path, "saved_model.pb")):
             result.explicit.append(path)  # the reader reports the unsupported format
             continue
         gitignore = GitIgnore(path) if respect_gitignore else None
+        tree = os.path.realpath(path)
         found_here = []
         for directory, subdirectories, files in os.walk(path):
             subdirectories[:] = sorted(
@@ -191,6 +214,10 @@ def discover(paths: list[str], *, exclude: list[str], root: str,
                     continue
                 if name.lower().endswith(WEIGHTS_ONLY_SUFFIXES):
                     result.skipped.append(f"{full}: weights-only file skipped")
+                    continue
+                refused = _not_a_tree_file(full, tree)
+                if refused:
+                    result.skipped.append(f"{full}: {refused}, skipped")
                     continue
                 found_here.append(full)
         if not found_here:
