@@ -47,8 +47,26 @@ def _use_color(stream) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+def _echo(text: str, err: bool = False, color: bool | None = None) -> None:
+    """click.echo, but text that the stream cannot encode (a lone surrogate from a file
+    name, say) is written with backslash escapes instead of failing."""
+    try:
+        click.echo(text, nl=False, err=err, color=color)
+    except UnicodeEncodeError:
+        stream = sys.stderr if err else sys.stdout
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        data = text.encode(encoding, "backslashreplace")
+        buffer = getattr(stream, "buffer", None)
+        if buffer is not None:
+            stream.flush()
+            buffer.write(data)
+            buffer.flush()
+        else:
+            stream.write(data.decode(encoding))
+
+
 def _fail(message: str) -> None:
-    click.echo(f"gradlint: error: {message}", err=True)
+    _echo(f"gradlint: error: {message}\n", err=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -144,6 +162,16 @@ def main() -> None:
               help="Batches measured; the report gives medians (default: 3, fewer for large "
                    "models).")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's and Keras's own messages.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS",
+              help="Time limit for reading and analysing one file (default: 300).")
+@click.option("--max-memory", type=click.IntRange(min=1), default=None, metavar="MB",
+              help="Memory limit for reading and analysing one file (default: 2048).")
+@click.option("--allow-ambiguous-format", is_flag=True, default=None,
+              help="Read a file whose name's extension disagrees with its bytes, or that is "
+                   "both a zip and an HDF5 file (read as the zip).")
+@click.option("--debug", is_flag=True,
+              help="Show the traceback of any internal error on standard error.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="Configuration file (gradlint.toml, or pyproject.toml with [tool.gradlint]).")
 @click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
@@ -153,7 +181,8 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
           output_format, output_file, fail_on, exit_zero, statistics, no_weights, config_file,
           isolated, show_settings, quiet, report_file=None, baseline_file=None,
           create_baseline=None, probe=None, unsafe_load=False, custom_objects=(),
-          probe_batch=None, probe_seeds=None, verbose=False):
+          probe_batch=None, probe_seeds=None, verbose=False, timeout=None, max_memory=None,
+          allow_ambiguous_format=None, debug=False):
     """Lint model files and directories (*.keras, *.h5, *.hdf5)."""
     from gradlint.config import ConfigError, load_settings, validate_selectors
     from gradlint.rule_registry import select as select_rules
@@ -183,6 +212,14 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
                         verbose)
         if baseline_file:
             settings.baseline = os.path.abspath(baseline_file)
+        limits = {key: value for key, value in (("timeout", timeout),
+                                                ("max_memory_mb", max_memory))
+                  if value is not None}
+        if limits:
+            settings.limits = settings.limits.with_values(limits)
+        if allow_ambiguous_format:
+            settings.allow_ambiguous_format = True
+        settings.debug = debug
         for key in ("select", "extend_select", "ignore"):
             validate_selectors(f"--{key.replace('_', '-')}", getattr(settings, key) or [])
     except ConfigError as error:
@@ -219,7 +256,12 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
                             statistics=statistics, fail_on=settings.fail_on,
                             rules=[rule.code for rule in select_rules(
                                 settings.select, settings.ignore, settings.extend_select)])
-    output = render(output_format, report, options)
+    output = _render_guarded(output_format, report, options, settings)
+    if settings.debug:
+        for result in report.files:
+            if result.traceback:
+                _echo(f"gradlint: debug: internal error on {result.path}:\n{result.traceback}"
+                      f"{'' if result.traceback.endswith(chr(10)) else chr(10)}", err=True)
     if output_file:
         try:
             with open(output_file, "w", encoding="utf-8") as handle:
@@ -227,7 +269,7 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
         except OSError as error:
             _fail(f"cannot write {output_file}: {error.strerror or error}")
     else:
-        click.echo(output, nl=False, color=options.color)
+        _echo(output, color=options.color)
     if report_file:
         from gradlint.renderers import write_report
 
@@ -236,6 +278,29 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
         except OSError as error:
             _fail(f"cannot write {report_file}: {error.strerror or error}")
     sys.exit(report.exit_code(settings.fail_on, exit_zero))
+
+
+def _render_guarded(output_format: str, report, options, settings) -> str:
+    """The rendered report. A file whose result a renderer fails on is replaced by an
+    internal-error GL001 result, so the other files are still reported."""
+    from gradlint.engine import internal_error_result
+    from gradlint.renderers import render
+    from gradlint.report import Report
+
+    try:
+        return render(output_format, report, options)
+    except Exception:
+        pass
+    files = []
+    for result in report.files:
+        try:
+            render(output_format, Report(files=[result]), options)
+            files.append(result)
+        except Exception:
+            files.append(internal_error_result(result.path, f"rendering the {output_format} "
+                                                            "output", settings, result.format))
+    report.files[:] = files
+    return render(output_format, report, options)
 
 
 @main.command()

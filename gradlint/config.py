@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gradlint.findings import FAIL_LEVELS, SEVERITIES
+from gradlint.limits import DEFAULT_LIMITS, LIMIT_KEYS, Limits
 
 CONFIG_FILES = ("gradlint.toml", "pyproject.toml")
 DEFAULT_EXCLUDE = (".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "__pycache__",
@@ -50,9 +51,16 @@ class Settings:
     custom_objects: list[str] = field(default_factory=list)
     unsafe_load: bool = False
     verbose: bool = False
+    # Reading hostile files: resource limits per file, and whether a file whose bytes and
+    # name disagree (or that is both a zip and an HDF5 file) may be read at all.
+    limits: Limits = DEFAULT_LIMITS
+    allow_ambiguous_format: bool = False
+    debug: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["limits"] = self.limits.to_dict()
+        return data
 
 
 def _load_toml(path: str) -> dict[str, Any]:
@@ -133,6 +141,32 @@ def _file_name(key: str, value: Any) -> str:
     return value
 
 
+def _limits_table(value: Any) -> Limits:
+    if not isinstance(value, dict):
+        raise ConfigError("'limits' must be a table of limit = number")
+    values: dict[str, Any] = {}
+    for key, number in value.items():
+        attribute = LIMIT_KEYS.get(key)
+        if attribute is None:
+            raise ConfigError(f"'limits.{key}': no such limit (limits: "
+                              f"{', '.join(LIMIT_KEYS)})")
+        values[attribute] = limit_value(f"limits.{key}", attribute, number)
+    return DEFAULT_LIMITS.with_values(values)
+
+
+def limit_value(key: str, attribute: str, value: Any) -> float | int:
+    """A limit as its field's type: a positive number (seconds may be fractional)."""
+    default = getattr(DEFAULT_LIMITS, attribute)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+            or value != value or value == float("inf"):
+        raise ConfigError(f"'{key}' must be a positive number")
+    if isinstance(default, int):
+        if value != int(value):
+            raise ConfigError(f"'{key}' must be a whole number")
+        return int(value)
+    return float(value)
+
+
 def validate_selectors(key: str, selectors: list[str]) -> None:
     from gradlint.rule_registry import SelectionError, matching
 
@@ -201,6 +235,9 @@ FILE_KEYS = {
     "probe-batch": lambda v: ("probe_batch", _positive_int("probe-batch", v)),
     "custom-objects": lambda v: ("custom_objects", _string_list("custom-objects", v)),
     "unsafe-load": lambda v: ("unsafe_load", _boolean("unsafe-load", v)),
+    "limits": lambda v: ("limits", _limits_table(v)),
+    "allow-ambiguous-format": lambda v: ("allow_ambiguous_format",
+                                         _boolean("allow-ambiguous-format", v)),
 }
 
 

@@ -6,7 +6,10 @@ finding with its reason, and the run goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
+import traceback
 from typing import Any, Callable, Iterable
 
 from gradlint.analysis import Analysis, analyse, is_weighted
@@ -15,10 +18,10 @@ from gradlint.discovery import discover, glob_matches
 from gradlint.errors import ModelReadError, UnsupportedFormat
 from gradlint.findings import Finding, Problem
 from gradlint.graph import ModelGraph
+from gradlint.isolation import Outcome, can_isolate, run_isolated
 from gradlint.report import FileResult, Report
 from gradlint.rule_registry import Rule, codes_for, find_rule, select
-
-UNREADABLE = "GL001"
+from gradlint.rules.unreadable_model import CODE as UNREADABLE
 
 
 def selected_rules(settings: Settings) -> list[Rule]:
@@ -116,9 +119,10 @@ def model_summary(graph: ModelGraph) -> dict[str, Any]:
 
 
 def lint_graph(graph: ModelGraph, path: str, settings: Settings,
-               rules: list[Rule] | None = None, model: Any = None) -> tuple[FileResult, Analysis]:
-    """Lint an already-read graph (from a file or a live model). With `settings.probe`, the
-    probe then measures the file at `path` (or the live `model`)."""
+               rules: list[Rule] | None = None, model: Any = None,
+               probe: bool = True) -> tuple[FileResult, Analysis]:
+    """Lint an already-read graph (from a file or a live model). With `settings.probe` and
+    `probe`, the probe then measures the live `model`."""
     rules = selected_rules(settings) if rules is None else rules
     analysis = analyse(graph)
     ignored = _ignored_codes_for_file(path, settings)
@@ -131,69 +135,166 @@ def lint_graph(graph: ModelGraph, path: str, settings: Settings,
     result = FileResult(path=path, format=graph.format, model=model_summary(graph),
                         layers=layer_entries(analysis), findings=findings,
                         notes=list(graph.notes) + notes)
-    if settings.probe:
+    if settings.probe and probe and model is not None:
         from gradlint.probe.hook import attach_probe
 
-        attach_probe(result, analysis, path if model is None else model, settings,
+        attach_probe(result, analysis, model, settings,
                      lambda: run_rules(analysis, rules, settings, ignored, probe=True))
     return result, analysis
 
 
-def lint_file(path: str, settings: Settings, searched: bool = False) -> FileResult | None:
-    """Lint one file. Returns None for a searched-for file that turned out not to be a model
-    (it is skipped with a note by the caller)."""
+def internal_error_result(path: str, stage: str, settings: Settings, format: str | None = None,
+                    details: str | None = None) -> FileResult:
+    """A failure of gradlint's own code on one file: GL001 with a request to report it, and
+    the traceback kept for --debug."""
+    error = sys.exc_info()[1]
+    text = " ".join(str(error).split())[:300] if error is not None else ""
+    result = _unreadable(path, f"internal error while {stage} ({type(error).__name__}"
+                               f"{': ' + text if text else ''}); this is a bug in gradlint: "
+                               "please report it with the file", settings, format)
+    result.traceback = details or traceback.format_exc()
+    return result
+
+
+def lint_file(path: str, settings: Settings, searched: bool = False,
+              keep_analysis: bool = False) -> tuple[FileResult | None, Analysis | None]:
+    """Lint one file in this process: read it, analyse it, run the static rules. Every
+    stage is guarded: whatever goes wrong becomes a GL001 result, never an exception.
+    Returns (None, None) for a searched-for file that turned out not to be a model (the
+    caller skips it with a note), and the analysis only when `keep_analysis`."""
     from gradlint.readers import read_model
 
     try:
-        graph = read_model(path, read_weights=settings.read_weights)
+        graph = read_model(path, read_weights=settings.read_weights, limits=settings.limits,
+                           allow_ambiguous=settings.allow_ambiguous_format)
     except UnsupportedFormat as error:
         # A searched-for HDF5 file may hold data or weights only; a `.keras` file that is
         # not a model archive is broken, and says so.
         if searched and not path.lower().endswith(".keras"):
-            return None
-        return _unreadable(path, str(error), settings)
+            return None, None
+        return _unreadable(path, str(error), settings), None
     except ModelReadError as error:
-        return _unreadable(path, str(error), settings)
-    except (RecursionError, MemoryError) as error:
-        return _unreadable(path, f"the model is too large or too deeply nested to read ({type(error).__name__})", settings)
-    except Exception as error:  # a file we did not foresee must not stop the run
-        return _unreadable(path, f"could not be read ({type(error).__name__}: {error})", settings)
-    result, _ = lint_graph(graph, path, settings)
+        return _unreadable(path, str(error), settings), None
+    except RecursionError:
+        return _unreadable(path, "the model is too deeply nested to read", settings), None
+    except MemoryError:
+        return _unreadable(path, _memory_message(settings), settings), None
+    except Exception:  # a file we did not foresee must not stop the run
+        return internal_error_result(path, "reading the file", settings), None
+    try:
+        result, analysis = lint_graph(graph, path, settings, probe=False)
+        result.to_dict()  # what every renderer reads: fail here, not while rendering
+    except MemoryError:
+        return _unreadable(path, _memory_message(settings), settings, graph.format), None
+    except RecursionError:
+        return _unreadable(path, "the model graph is too deeply nested to analyse", settings,
+                           graph.format), None
+    except Exception:
+        return internal_error_result(path, "analysing the model", settings, graph.format), None
+    return result, analysis if keep_analysis else None
+
+
+def _memory_message(settings: Settings) -> str:
+    return (f"reading the file needs more than the memory limit of "
+            f"{settings.limits.max_memory_mb} MB (limits.max-memory-mb)")
+
+
+def _file_digest(path: str) -> str | None:
+    """The SHA-256 of the file's bytes, so the probe loads exactly the bytes checked."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _static_work(path: str, settings: Settings, searched: bool):
+    """One file's static stage as the isolated child runs it."""
+    def work():
+        result, analysis = lint_file(path, settings, searched, keep_analysis=settings.probe)
+        digest = _file_digest(path) if settings.probe and analysis is not None else None
+        return result, analysis, digest
+
+    return work
+
+
+def _failed_outcome(path: str, outcome: Outcome, settings: Settings) -> FileResult:
+    limits = settings.limits
+    if outcome.failure == "timeout":
+        return _unreadable(path, f"reading and analysing the file passed the time limit of "
+                                 f"{limits.timeout:g} s per file (--timeout, limits.timeout); "
+                                 "it was stopped", settings)
+    if outcome.failure == "memory":
+        return _unreadable(path, _memory_message(settings), settings)
+    result = _unreadable(path, f"internal error: the process reading the file "
+                               f"{outcome.detail.splitlines()[0] if outcome.detail else 'failed'}"
+                               "; this is a bug in gradlint: please report it with the file",
+                         settings)
+    result.traceback = outcome.detail
     return result
 
 
-def _lint_one(arguments: tuple[str, Settings, bool]) -> tuple[str, FileResult | None]:
-    path, settings, searched = arguments
-    return path, lint_file(path, settings, searched)
+def _run_static(work: list[tuple[str, bool]], settings: Settings, jobs: int,
+                on_file: Callable[[int, int, str], None] | None):
+    """(result, analysis, digest) per file: each in its own child process with the time
+    and memory limits where the platform can fork, else here."""
+    done = [0]
+
+    def report_progress(index: int, _outcome=None) -> None:
+        done[0] += 1
+        if on_file:
+            on_file(done[0], len(work), work[index][0])
+
+    if not can_isolate():
+        outcomes = []
+        for index, (path, searched) in enumerate(work):
+            outcomes.append(_static_work(path, settings, searched)())
+            report_progress(index)
+        return outcomes
+    limits = settings.limits
+    if settings.read_weights or any(not path.lower().endswith(".keras") for path, _ in work):
+        # Imported once here rather than once per child (0.18 s each).
+        import numpy  # noqa: F401
+
+        import gradlint.readers.hdf5  # noqa: F401
+    import gradlint.readers.keras_archive  # noqa: F401
+    import gradlint.readers.legacy_h5  # noqa: F401
+
+    outcomes = run_isolated([_static_work(path, settings, searched) for path, searched in work],
+                            jobs=jobs, timeout=limits.timeout,
+                            memory_bytes=limits.max_memory_mb * (1 << 20),
+                            on_done=report_progress)
+    return [outcome.value if outcome.failure is None
+            else (_failed_outcome(path, outcome, settings), None, None)
+            for (path, _), outcome in zip(work, outcomes)]
 
 
 def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
                on_file: Callable[[int, int, str], None] | None = None) -> Report:
-    """Lint files and directories. `jobs` > 1 lints files in parallel processes."""
+    """Lint files and directories: each file read and analysed in its own process (`jobs`
+    at a time), then, with the probe, measured here one at a time."""
     exclude = list(settings.exclude) + list(settings.extend_exclude)
     found = discover(paths, exclude=exclude, root=settings.root,
                      respect_gitignore=settings.respect_gitignore)
     report = Report(skipped=list(found.skipped))
-    work = [(path, settings, False) for path in found.explicit] + \
-           [(path, settings, True) for path in found.found]
-    results: dict[str, FileResult | None] = {}
+    work = [(path, False) for path in found.explicit] + [(path, True) for path in found.found]
     # The probe loads one model at a time and frees it before the next: TensorFlow in
     # several processes at once would multiply its memory and start-up for nothing.
-    if jobs > 1 and len(work) > 1 and not settings.probe:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
-            for index, (path, result) in enumerate(pool.map(_lint_one, work)):
-                results[path] = result
-                if on_file:
-                    on_file(index + 1, len(work), path)
-    else:
-        for index, item in enumerate(work):
-            path, result = _lint_one(item)
-            results[path] = result
+    static = _run_static(work, settings, 1 if settings.probe else jobs,
+                         None if settings.probe else on_file)
+    results: dict[str, FileResult | None] = {}
+    for index, ((path, _), (result, analysis, digest)) in enumerate(zip(work, static)):
+        if settings.probe and result is not None and analysis is not None:
+            _probe_file(result, analysis, path, digest, settings)
             if on_file:
                 on_file(index + 1, len(work), path)
-    for path, _, searched in work:
+        results[path] = result
+    for path, searched in work:
         result = results[path]
         if result is None:
             report.skipped.append(f"{path}: not a Keras model file, skipped")
@@ -201,7 +302,7 @@ def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
             report.files.append(result)
     for path, reason in found.missing:
         report.files.append(_unreadable(path, reason, settings))
-    directories_with_models = {found.searched_in[path] for path, _, searched in work
+    directories_with_models = {found.searched_in[path] for path, searched in work
                                if searched and results[path] is not None}
     for directory in dict.fromkeys(found.searched_in.values()):
         if directory not in directories_with_models:
@@ -209,6 +310,24 @@ def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
                 directory, "no Keras model in this directory: the HDF5 files found hold no "
                            "model configuration", settings))
     return report
+
+
+def _probe_file(result: FileResult, analysis: Analysis, path: str, digest: str | None,
+                settings: Settings) -> None:
+    """The probe's stage for one file that read cleanly: it loads a private copy of exactly
+    the bytes that were checked."""
+    from gradlint.probe.hook import attach_probe
+
+    rules = selected_rules(settings)
+    ignored = _ignored_codes_for_file(path, settings)
+    try:
+        attach_probe(result, analysis, path, settings,
+                     lambda: run_rules(analysis, rules, settings, ignored, probe=True),
+                     digest=digest)
+    except Exception:
+        failed = internal_error_result(path, "probing the model", settings, result.format)
+        result.findings.extend(failed.findings)
+        result.error, result.traceback = failed.error, failed.traceback
 
 
 def lint(target: Any, *, settings: Settings | None = None, select: list[str] | None = None,
@@ -222,13 +341,14 @@ def lint(target: Any, *, settings: Settings | None = None, select: list[str] | N
     was).
     """
     settings = settings or Settings()
+    changes: dict[str, Any] = {"read_weights": weights and settings.read_weights}
     if probe is not None:
-        settings.probe = bool(probe)
+        changes["probe"] = bool(probe)
     if select is not None:
-        settings.select = list(select)
+        changes["select"] = list(select)
     if ignore is not None:
-        settings.ignore = list(ignore)
-    settings.read_weights = weights and settings.read_weights
+        changes["ignore"] = list(ignore)
+    settings = dataclasses.replace(settings, **changes)  # the caller's settings stay as they were
     if isinstance(target, (str, os.PathLike)):
         return lint_paths([os.fspath(target)], settings, jobs=jobs)
     if isinstance(target, (list, tuple)) and all(isinstance(t, (str, os.PathLike)) for t in target):

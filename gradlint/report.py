@@ -53,6 +53,8 @@ class FileResult:
     # The gradient probe's run ({"ran", "error", "seeds", "batch", "training_mode", "loss",
     # "seconds", ...}); None when the probe was not asked for.
     probe: dict[str, Any] | None = None
+    # Where gradlint itself failed on this file: the traceback, shown only with --debug.
+    traceback: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def unreadable(self) -> bool:
