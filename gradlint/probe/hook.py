@@ -107,13 +107,21 @@ def measure_target(target: Any, analysis, settings) -> Measurements:
 
 
 def attach_probe(result, analysis, target: Any, settings,
-                 run_probe_rules: Callable[[], tuple[list, list[str]]]) -> None:
-    """Probe one model and fold what it measured into its `FileResult` (in place)."""
+                 run_probe_rules: Callable[[], tuple[list, list[str]]],
+                 digest: str | None = None) -> None:
+    """Probe one model and fold what it measured into its `FileResult` (in place). A path
+    `target` is loaded from a private copy whose bytes must hash to `digest`, the bytes the
+    static stage checked."""
+    from gradlint.probe.loading import snapshot
     from gradlint.probe.verdicts import attach_verdicts, fold_duplicates
 
     started = time.perf_counter()
     try:
-        measurements = measure_target(target, analysis, settings)
+        if isinstance(target, str):
+            with snapshot(target, digest, analysis.graph.format) as copy:
+                measurements = measure_target(copy, analysis, settings)
+        else:
+            measurements = measure_target(target, analysis, settings)
     except ProbeError as error:
         result.probe = probe_info(error=str(error), seconds=time.perf_counter() - started)
         for entry in result.layers:

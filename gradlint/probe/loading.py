@@ -4,20 +4,33 @@
   refuses such a model unless the person passes `--unsafe-load`; the check reads the graph
   gradlint already built from the file, so it holds for every loader and format (Keras's own
   `safe_mode` does not cover tf-keras's HDF5 loader).
+- Keras picks its loader by the file's name, so the probe never loads the file by its own
+  name: it copies the file into a private directory, checks that the copy's bytes are the
+  ones the static stage read (SHA-256), and names the copy after the format those bytes
+  were read as (`model.keras` or `model.h5`). A file that is both a zip and an HDF5 file never
+  gets here: the reader refuses it.
 - Custom layers and model classes load only when the person names the module that registers
-  them (`--custom-objects package.module`); the module is imported, its registrations take
-  effect, and the classes it defines are also passed to the loader by name.
+  them: `--custom-objects package.module` imports it from `sys.path` as it is (the working
+  directory is not added), and `--custom-objects ./layers.py` loads that one file. Its
+  registrations take effect, and the classes it defines are also passed to the loader by
+  name.
 - Keras 3 loads the file first; a `.keras` file written by tf-keras or a legacy `.h5` file
-  that Keras 3 cannot load is tried with tf-keras. When neither loads it, the reasons of both
-  are reported.
+  that Keras 3 cannot load is tried with tf-keras, always inside tf-keras's safe-mode scope
+  (its HDF5 loader never sets one itself, and without it a stored `lambda` runs). When
+  neither loads it, the reasons of both are reported.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
+import importlib.util
 import os
+import shutil
 import sys
-from typing import Any
+import tempfile
+from typing import Any, Iterator
 
 from gradlint.probe.environment import (ProbeError, import_keras, import_tf_keras,
                                         quiet_python, quiet_stderr)
@@ -52,23 +65,63 @@ def custom_layers(graph) -> list[str]:
     return sorted(set(names))
 
 
+@contextlib.contextmanager
+def snapshot(path: str, digest: str | None, format: str | None) -> Iterator[str]:
+    """A private copy of the file at `path`, named for its format, whose bytes hash to
+    `digest`; removed afterwards."""
+    extension = ".h5" if format == "keras-legacy-h5" else ".keras"
+    directory = tempfile.mkdtemp(prefix="gradlint-probe-")
+    copy = os.path.join(directory, "model" + extension)
+    try:
+        hashed = hashlib.sha256()
+        try:
+            with open(path, "rb") as source, open(copy, "wb") as target:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    hashed.update(block)
+                    target.write(block)
+        except OSError as error:
+            raise ProbeError(f"the file could not be copied for the probe "
+                             f"({error.strerror or error})") from None
+        if digest is None or hashed.hexdigest() != digest:
+            raise ProbeError("the file changed after gradlint checked it, so the probe did not "
+                             "load it; run gradlint again")
+        yield copy
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _import_named(name: str):
+    """A module by its dotted name from `sys.path` as it is, or one Python file by its path
+    (a name with a path separator or ending in .py), without touching `sys.path`."""
+    if name.endswith(".py") or os.sep in name or (os.altsep and os.altsep in name):
+        path = os.path.abspath(name)
+        module_name = os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None or not os.path.isfile(path):
+            raise ImportError(f"no Python file at {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(module_name, None)
+            raise
+        return module
+    return importlib.import_module(name)
+
+
 def import_custom_objects(modules: list[str]) -> dict[str, Any]:
     """Import each named module (so that its registrations happen) and collect the classes it
     defines, by name, for the loader."""
     objects: dict[str, Any] = {}
-    if not modules:
-        return objects
-    here = os.getcwd()
-    if here not in sys.path:
-        sys.path.insert(0, here)
     for name in modules:
         try:
-            module = importlib.import_module(name)
+            module = _import_named(name)
         except Exception as error:
             raise ProbeError(f"--custom-objects {name}: the module could not be imported "
                              f"({type(error).__name__}: {error}); name an importable module "
-                             "(package.module) that defines or registers the custom classes") \
-                from None
+                             "(package.module) or a Python file (./layers.py) that defines or "
+                             "registers the custom classes") from None
         for attribute, value in vars(module).items():
             if isinstance(value, type) and getattr(value, "__module__", None) == module.__name__:
                 objects[attribute] = value
@@ -112,7 +165,10 @@ def load(path: str, graph, *, unsafe_load: bool = False, custom_objects: list[st
     tf_keras = import_tf_keras(verbose) if may_fall_back else None
     if tf_keras is not None:
         try:
-            with quiet_stderr(not verbose), quiet_python(not verbose):
+            from tf_keras.src.saving.serialization_lib import SafeModeScope
+
+            with quiet_stderr(not verbose), quiet_python(not verbose), \
+                    SafeModeScope(not unsafe_load):
                 kwargs = {"custom_objects": objects or None, "compile": False}
                 if path.endswith(".keras"):
                     kwargs["safe_mode"] = not unsafe_load
@@ -120,7 +176,12 @@ def load(path: str, graph, *, unsafe_load: bool = False, custom_objects: list[st
             _pending_free.update(("keras", "tf_keras"))
             return model, "tf_keras"
         except Exception as error:
-            errors.append(f"tf-keras: {_one_line(error)}")
+            message = _one_line(error)
+            if "safe_mode" in message or "safe mode" in message.lower():
+                raise ProbeError(f"tf-keras refused to deserialize part of the model in safe "
+                                 f"mode ({message}); if you trust the file, pass "
+                                 "--unsafe-load") from None
+            errors.append(f"tf-keras: {message}")
     elif may_fall_back:
         errors.append("tf-keras is not installed (pip install tf-keras to load Keras 2 files)")
     reason = "; ".join(errors)
