@@ -156,8 +156,10 @@ def test_lambda_model_is_refused_and_custom_layers_need_their_module(saved):
 def test_unsafe_load_and_custom_objects_let_the_probe_run(saved):
     lambda_path = saved("lambda_model")
     custom_path = saved("custom_layer_model")
+    # The working directory is never on the import path: a module beside the models is
+    # named by its file.
     completed = run_gradlint("--probe", "--isolated", "--unsafe-load", "--custom-objects",
-                             "probe_custom_layers", "--output-format", "json", lambda_path,
+                             "./probe_custom_layers.py", "--output-format", "json", lambda_path,
                              custom_path, cwd=TESTS, timeout=600)
     assert completed.returncode == 1, completed.stderr
     files = json.loads(completed.stdout)["files"]
