@@ -52,20 +52,24 @@ def read(path: str, *, read_weights: bool = True, limits: Limits = DEFAULT_LIMIT
     # Without weights only the root's attributes are read: nothing to check beyond them.
     handle = open_checked(path, limits, os.path.getsize(path), scan=read_weights)
     with handle:
-        if "model_config" not in handle.attrs:
-            if "layer_names" in handle.attrs or "model_weights" not in handle:
-                raise UnsupportedFormat(
-                    "this HDF5 file holds no model configuration (weights only, or not a "
-                    "Keras file); gradlint needs a full model saved with model.save()")
-        config = _attribute_json(handle, "model_config", limits)
         try:
-            version = _attribute_text("keras_version",
-                                      attribute_bytes(handle, "keras_version", limits))
-        except ModelReadError:
-            version = None
+            if "model_config" not in handle.attrs:
+                if "layer_names" in handle.attrs or "model_weights" not in handle:
+                    raise UnsupportedFormat(
+                        "this HDF5 file holds no model configuration (weights only, or not a "
+                        "Keras file); gradlint needs a full model saved with model.save()")
+            config = _attribute_json(handle, "model_config", limits)
+            training = _attribute_json(handle, "training_config", limits)
+            try:
+                version = _attribute_text("keras_version",
+                                          attribute_bytes(handle, "keras_version", limits))
+            except ModelReadError:
+                version = None
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as error:
+            # h5py's errors for a corrupted file: heaps, B-trees, attribute encodings.
+            raise ModelReadError(f"the HDF5 file is corrupted ({error})") from None
         graph = build_graph(config, format="keras-legacy-h5", keras2=True)
         graph.keras_version = version
-        training = _attribute_json(handle, "training_config", limits)
         if isinstance(training, dict):
             graph.training = parse_training(training.get("optimizer_config"),
                                             training.get("loss"))
