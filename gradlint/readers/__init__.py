@@ -59,6 +59,9 @@ def detect_format(path: str, *, allow_ambiguous: bool = False) -> str:
     `allow_ambiguous` (then the bytes decide, a zip first).
     """
     try:
+        kind = special_file_kind(os.stat(path).st_mode)  # a socket cannot even be opened
+        if kind is not None:
+            raise ModelReadError(f"{kind}, not a regular file")
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as error:
         raise ModelReadError(f"cannot open the file ({error.strerror or error})") from None

@@ -216,6 +216,8 @@ def _datasets_in_order(group: Any) -> list[tuple[str, Any]]:
     import h5py
 
     found: list[tuple[str, Any]] = []
+    if not isinstance(group, h5py.Group):  # a dataset where Keras writes a layer's group
+        return found
 
     def walk(node: Any, prefix: str) -> None:
         keys = sorted(node.keys(), key=lambda k: (k.startswith("backward"), _natural_key(k)))
@@ -308,8 +310,10 @@ def attach_archive_weights(graph: ModelGraph, root: Any, model_config: dict, ker
 def _attach_container(group: Any, model_entry: dict, prefix: str,
                       by_path: dict[str, list[Layer]], keras2: bool,
                       raw: tuple[str, int] | None = None) -> None:
-    container = group.get("layers") if hasattr(group, "get") else None
-    if container is None:
+    import h5py
+
+    container = group.get("layers") if isinstance(group, h5py.Group) else None
+    if not isinstance(container, h5py.Group):
         return
     # Each h5py lookup costs about 0.07 ms: look every member up once.
     members = {key: container[key] for key in container.keys()}
