@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import traceback
 from typing import Any, Callable, Iterable
 
 from gradlint.analysis import Analysis, analyse, is_weighted
@@ -152,6 +151,8 @@ def internal_error_result(path: str, stage: str, settings: Settings, format: str
     result = _unreadable(path, f"internal error while {stage} ({type(error).__name__}"
                                f"{': ' + text if text else ''}); this is a bug in gradlint: "
                                "please report it with the file", settings, format)
+    import traceback
+
     result.traceback = details or traceback.format_exc()
     return result
 
@@ -283,10 +284,9 @@ def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
                      respect_gitignore=settings.respect_gitignore)
     report = Report(skipped=list(found.skipped))
     work = [(path, False) for path in found.explicit] + [(path, True) for path in found.found]
-    # The probe loads one model at a time and frees it before the next: TensorFlow in
-    # several processes at once would multiply its memory and start-up for nothing.
-    static = _run_static(work, settings, 1 if settings.probe else jobs,
-                         None if settings.probe else on_file)
+    # The probe then loads one model at a time, here, and frees it before the next:
+    # TensorFlow in several processes at once would multiply its memory and start-up.
+    static = _run_static(work, settings, jobs, None if settings.probe else on_file)
     results: dict[str, FileResult | None] = {}
     for index, ((path, _), (result, analysis, digest)) in enumerate(zip(work, static)):
         if settings.probe and result is not None and analysis is not None:
@@ -356,5 +356,9 @@ def lint(target: Any, *, settings: Settings | None = None, select: list[str] | N
     from gradlint.readers.live_model import read_live_model
 
     graph = read_live_model(target, read_weights=settings.read_weights)
-    result, _ = lint_graph(graph, f"<{graph.name}>", settings, model=target)
+    name = f"<{graph.name}>"
+    try:
+        result, _ = lint_graph(graph, name, settings, model=target)
+    except Exception:
+        result = internal_error_result(name, "analysing the model", settings, graph.format)
     return Report(files=[result])
