@@ -3,6 +3,11 @@ Formats load lazily so that plain text output never imports jinja2.
 
 Every renderer reads the report's dict form (`Report.to_dict()`, the JSON contract), so all
 formats show the same report; they also accept that dict directly.
+
+Names, messages and paths in a report come from the model file and the file system, so
+every renderer returns a `str` that encodes to UTF-8 without error (no lone surrogate) and
+that a terminal, a CI log or a browser shows literally: see `safe_text` for the shared
+escaping and each format's module for what it does with control characters.
 """
 
 from __future__ import annotations

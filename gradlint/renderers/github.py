@@ -5,12 +5,20 @@
 Errors become ``::error``, warnings ``::warning`` and info ``::notice``. The file is the
 model's path relative to the repository's root. Values are escaped as the runner expects:
 ``%``, ``\\r`` and ``\\n`` everywhere, and also ``:`` and ``,`` in properties.
+
+Names, messages and paths come from the model file and the file system, and the runner's
+log viewer acts on ANSI escape sequences, so `annotation` first passes every value through
+`printable`: control characters and lone surrogates are shown escaped (``\\x1b``,
+``\\udcff``). A line break in a message is kept, as the runner's ``%0A``, so the annotation
+shows it and the command stays on one line; in a property (file, title) it is shown as
+``\\n``.
 """
 
 from __future__ import annotations
 
 from gradlint.renderers.report_data import (plural, probe_failure, report_dict,
                                             repository_path)
+from gradlint.renderers.safe_text import printable
 
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 
@@ -24,9 +32,11 @@ def escape_property(value: str) -> str:
 
 
 def annotation(severity: str, path: str, title: str, message: str) -> str:
+    """One workflow command; the only place that writes text from the report."""
     command = COMMANDS.get(severity, "warning")
-    properties = f"file={escape_property(path)},title={escape_property(title)}"
-    return f"::{command} {properties}::{escape_data(message)}"
+    properties = (f"file={escape_property(printable(path))},"
+                  f"title={escape_property(printable(title))}")
+    return f"::{command} {properties}::{escape_data(printable(message, line_breaks=True))}"
 
 
 def render(report, options) -> str:

@@ -7,6 +7,13 @@ the probe's measurements beside it when the probe ran, and the layer stack with 
 layers highlighted. Light and dark colour schemes follow the reader's system setting, and
 the page prints cleanly. `render_fragment` gives the same report without the surrounding
 document, for `Report._repr_html_` in Jupyter.
+
+Names, messages and paths come from the model file and the file system. Jinja autoescapes
+every template variable (text, attributes, the SVG chart's titles and labels); before that,
+`view` passes every string of the report through `printable`, so control characters and
+lone surrogates (which no UTF-8 page can hold) are shown as visible escapes (``\\x1b``,
+``\\udcff``) rather than dropped, turned into U+FFFD or left to reorder the text around
+them.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from gradlint.renderers.report_data import (SEVERITY_ORDER, as_float, file_count
                                             format_fraction, format_number, plural,
                                             probe_status, report_dict, rule_doc,
                                             sorted_findings)
+from gradlint.renderers.safe_text import map_strings, printable
 from gradlint.renderers.templating import read_template, render_template
 
 SEVERITY_LABELS = {"error": "Errors", "warning": "Warnings", "info": "Info"}
@@ -345,7 +353,7 @@ def _file_view(file: dict[str, Any], number: int) -> dict[str, Any]:
 
 
 def view(report) -> dict[str, Any]:
-    data = report_dict(report)
+    data = map_strings(report_dict(report), printable)
     files = [_file_view(file, number) for number, file in enumerate(data.get("files", []), 1)]
     summary = data.get("summary") or {}
     counts = summary.get("by_severity") or {s: 0 for s in SEVERITY_ORDER}

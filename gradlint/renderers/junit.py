@@ -4,24 +4,31 @@ One test suite per model and one test case per model and rule: a rule that found
 passes, a rule with findings at or above the fail level (``--fail-on``, default ``error``)
 fails with every such finding in the failure's text, and findings below it are kept in the
 test case's ``system-out``. A model that could not be read is one test case in error.
+
+Names, messages and paths come from the model file and the file system. XML 1.0 forbids
+most control characters and every lone surrogate, and CI systems show failure text as
+plain text, so every value from the report goes through `_clean` (`printable`): control
+characters, lone surrogates and U+FFFE/U+FFFF are shown as visible escapes (``\\x1b``,
+``\\udcff``), which say more than U+FFFD would. Lines of several findings are joined after
+that, with real newlines.
 """
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ElementTree
 from typing import Any
 
 from gradlint.findings import SEVERITY_RANK
 from gradlint.renderers.report_data import (probe_failure, report_dict, repository_path,
                                             rule_doc)
+from gradlint.renderers.safe_text import printable
 
 UNREADABLE = "GL001"
-INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def _clean(text: str) -> str:
-    return INVALID_XML.sub("\ufffd", text)
+def _clean(text: Any) -> str:
+    """A value from the report as one line of text that XML 1.0 allows."""
+    return printable(text)
 
 
 def _rule_codes(file: dict[str, Any], options) -> list[str]:
@@ -63,7 +70,7 @@ def render(report, options) -> str:
     root = ElementTree.Element("testsuites", name="gradlint")
     totals = {"tests": 0, "failures": 0, "errors": 0}
     for file in data.get("files", []):
-        path = repository_path(file["path"])
+        path = _clean(repository_path(file["path"]))
         suite = ElementTree.SubElement(root, "testsuite", name=path)
         counts = {"tests": 0, "failures": 0, "errors": 0}
         if file.get("error"):
@@ -83,7 +90,7 @@ def render(report, options) -> str:
                 doc = rule_doc(code)
                 name = doc.name if doc else (findings[0].get("name", "") if findings else "")
                 case = ElementTree.SubElement(suite, "testcase", classname=path,
-                                              name=f"{code} {name}".strip(), time="0")
+                                              name=_clean(f"{code} {name}".strip()), time="0")
                 counts["tests"] += 1
                 failing, passing = [], []
                 for finding in findings:
@@ -94,11 +101,11 @@ def render(report, options) -> str:
                     failure = ElementTree.SubElement(
                         case, "failure", type=worst["severity"],
                         message=_clean(_line(failing[0])))
-                    failure.text = _clean("\n".join(_line(f) for f in failing))
+                    failure.text = "\n".join(_clean(_line(f)) for f in failing)
                     counts["failures"] += 1
                 if passing:
                     output = ElementTree.SubElement(case, "system-out")
-                    output.text = _clean("\n".join(_line(f) for f in passing))
+                    output.text = "\n".join(_clean(_line(f)) for f in passing)
         failure = probe_failure(file)
         if failure:
             case = ElementTree.SubElement(suite, "testcase", classname=path, name="probe",

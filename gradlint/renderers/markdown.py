@@ -2,6 +2,14 @@
 findings table, and per model a collapsible ``<details>`` section with each finding's
 explanation and fix and the per-layer gradient estimate (with the probe's measurements when
 it ran). Rendered from `templates/report.md.j2`.
+
+Names, messages and paths come from the model file and the file system; the template shows
+every one of them through `escape` (``e``), `cell` or `html_text` (``h``). Control
+characters and lone surrogates are shown as visible escapes (``\\x1b``, ``\\udcff``, by
+`printable`); Markdown syntax characters are backslash-escaped so a name cannot make
+emphasis, code, a link, an image or raw HTML, nor start a heading, list or quote; ``://``,
+``www.`` and an e-mail's ``@`` are escaped so GitHub does not turn them into links; a line
+break becomes ``<br>``, so nothing ends a table row, a paragraph or the ``<details>`` block.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from gradlint import __version__
 from gradlint.renderers.report_data import (SEVERITY_ORDER, file_counts, format_fraction,
                                             format_number, plural, probe_status, report_dict,
                                             rule_doc, sorted_findings)
+from gradlint.renderers.safe_text import printable
 from gradlint.renderers.templating import render_template
 
 SEVERITY_MARKS = {"error": "❌ error", "warning": "⚠️ warning", "info": "ℹ️ info"}
@@ -20,17 +29,54 @@ VERDICT_MARKS = {"confirmed": "confirmed", "not-confirmed": "not confirmed"}
 # Characters that Markdown inline syntax (emphasis, code, links, HTML, tables,
 # strikethrough, entities) might read as syntax, escaped with a backslash.
 SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+# What GitHub's autolinks start from: a URL's "://", "www.", an e-mail address's "@".
+AUTOLINK = re.compile(r"(?i)(?<=[a-z0-9])(:)(?=//)|(?<=www)(\.)|(?<=[\w.+-])(@)(?=[\w-])")
+# A start that would open a block (heading, list item, setext underline or thematic
+# break): its marker gets a backslash. Only the start of a string can be the start of a
+# line, since line breaks become <br>.
+BLOCK_START = re.compile(r"^(?:(#)(?=#{0,5}(?:\s|$))|([-+])(?=\s|$)|([=-])(?=[=-]*\s*$)"
+                         r"|(\d{1,9})([.)])(?=\s|$))")
+LINE_BREAK = re.compile(r"\s*\n\s*")
+
+
+def _lines(text: Any) -> str:
+    """`printable`, with newlines kept (the caller makes them <br>) and a carriage return on
+    its own, which CommonMark reads as a line ending, shown as ``\\r``."""
+    value = printable(str(text).replace("\r\n", "\n"), line_breaks=True)
+    return value.replace("\r", "\\r")
+
+
+def _literal(text: Any) -> str:
+    value = _lines(text)
+    value = SPECIAL.sub(r"\\\1", value)
+    value = AUTOLINK.sub(lambda match: "\\" + match.group(match.lastindex), value)
+    return BLOCK_START.sub(_escape_block_start, value)
+
+
+def _escape_block_start(match: re.Match) -> str:
+    if match.group(4):  # "1." or "1)"
+        return f"{match.group(4)}\\{match.group(5)}"
+    return "\\" + match.group(match.lastindex)
 
 
 def escape(text: Any) -> str:
-    """Text as literal Markdown inline content."""
-    return SPECIAL.sub(r"\\\1", str(text)).replace("\r", "")
+    """Text as literal Markdown inline content, on one line (a line break becomes <br>)."""
+    return LINE_BREAK.sub("<br>", _literal(text))
 
 
 def cell(text: Any) -> str:
     """Text as the content of a table cell: escaped, on one line."""
-    value = escape(text).strip()
-    return re.sub(r"\s*\n\s*", "<br>", value) if value else " "
+    value = _literal(text).strip()
+    return LINE_BREAK.sub("<br>", value) if value else " "
+
+
+def html_text(text: Any) -> str:
+    """Text as the content of an HTML element in the Markdown (the <summary>): HTML-escaped,
+    control characters shown escaped, on one line."""
+    from markupsafe import escape as escape_html
+
+    value = str(escape_html(_lines(text)))
+    return LINE_BREAK.sub("<br>", value)
 
 
 def _layer_rows(file: dict[str, Any], flagged: dict[str, list[str]]) -> list[dict[str, Any]]:
@@ -124,5 +170,6 @@ def view(report) -> dict[str, Any]:
 
 
 def render(report, options=None) -> str:
-    text = render_template("report.md.j2", autoescape=False, e=escape, cell=cell, **view(report))
+    text = render_template("report.md.j2", autoescape=False, e=escape, cell=cell, h=html_text,
+                           **view(report))
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

@@ -150,7 +150,9 @@ def repository_path(path: str) -> str:
 def fingerprint(code: str, path: str, layer: str | None) -> str:
     """A stable identity for a finding: rule, model path and layer path, never a position."""
     key = "\x1f".join((code, path, layer or ""))
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    # surrogatepass: a path that is not UTF-8 or a name with a lone surrogate gets a stable
+    # key too; for every other string the bytes are UTF-8's, so fingerprints do not change.
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def as_float(value: Any) -> float | None:

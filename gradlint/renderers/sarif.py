@@ -7,6 +7,13 @@ location. The layer is named in ``logicalLocations`` and at the start of the mes
 ``partialFingerprints`` are built from the rule, the model path and the layer path, so that
 findings in one binary file stay apart across runs. Rules carry their documentation as help
 text (plain and Markdown).
+
+Names and paths come from the model file and the file system. ``artifactLocation.uri`` is
+the path's bytes, percent-encoded (a path that is not UTF-8 keeps its original bytes, as
+``%FF``), so it is always a valid URI reference. Message texts are plain text for people
+and get `printable` (control characters shown as ``\\x1b``); every other string is data,
+kept as it is except that a lone surrogate becomes the text ``\\udcff``, because SARIF is
+JSON and must be valid Unicode (see `gradlint.renderers.json_format`).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from urllib.parse import quote
 from gradlint import __version__
 from gradlint.renderers.report_data import (all_rule_docs, fingerprint, probe_failure,
                                             report_dict, repository_path, rule_doc)
+from gradlint.renderers.safe_text import map_strings, path_bytes, printable, valid_unicode
 
 SCHEMA = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
           "sarif-schema-2.1.0.json")
@@ -55,7 +63,13 @@ def _message(finding: dict[str, Any]) -> str:
     if isinstance(probe, dict) and probe.get("verdict"):
         summary = probe.get("summary")
         message += f" (probe: {probe['verdict']}{'; ' + summary if summary else ''})"
-    return message
+    return printable(message)
+
+
+def artifact_uri(path: str) -> str:
+    """A repository-relative path as a URI reference: its bytes, percent-encoded except
+    for unreserved characters and '/'."""
+    return quote(path_bytes(path), safe="/")
 
 
 def _properties(finding: dict[str, Any], model_path: str) -> dict[str, Any]:
@@ -83,7 +97,7 @@ def sarif_log(report) -> dict[str, Any]:
 
     for file in data.get("files", []):
         path = repository_path(file["path"])
-        uri = quote(path, safe="/")
+        uri = artifact_uri(path)
         if uri not in artifact_index:
             artifact_index[uri] = len(artifacts)
             artifacts.append({"location": {"uri": uri, "uriBaseId": SOURCE_ROOT}})
@@ -93,7 +107,7 @@ def sarif_log(report) -> dict[str, Any]:
         for problem in problems:
             notifications.append({
                 "level": "error",
-                "message": {"text": f"{path}: {problem}"},
+                "message": {"text": printable(f"{path}: {problem}")},
                 "locations": [{"physicalLocation": {"artifactLocation": {
                     "uri": uri, "uriBaseId": SOURCE_ROOT}}}],
             })
@@ -156,7 +170,8 @@ def sarif_log(report) -> dict[str, Any]:
         "results": results,
         "columnKind": "unicodeCodePoints",
     }
-    return {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
+    # Every string valid Unicode (lone surrogates as the text \udcff), so the log encodes.
+    return map_strings({"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}, valid_unicode)
 
 
 def render(report, options) -> str:

@@ -1,6 +1,14 @@
-"""Text output: one line per finding, ``path::layer: GL101 [error] message``, then a summary."""
+"""Text output: one line per finding, ``path::layer: GL101 [error] message``, then a summary.
+
+Names, messages and paths come from the model file and the file system, so every line is
+assembled by `_line`, which passes each piece through `printable` (control characters, ANSI
+and OSC escape sequences, lone surrogates are shown escaped, as ``\\x1b[31m``) before adding
+gradlint's own colours: nothing else writes to the terminal.
+"""
 
 from __future__ import annotations
+
+from gradlint.renderers.safe_text import printable
 
 COLORS = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m"}
 BOLD = "\033[1m"
@@ -8,8 +16,25 @@ DIM = "\033[2m"
 RESET = "\033[0m"
 
 
-def _paint(text: str, style: str, enabled: bool) -> str:
-    return f"{style}{text}{RESET}" if enabled else text
+class _Painted(tuple):
+    """A piece of a line and the style to show it in: (text, style)."""
+
+
+def _paint(text: str, style: str, enabled: bool):
+    return _Painted((text, style)) if enabled else text
+
+
+def _line(*pieces) -> str:
+    """One line of output: every piece escaped with `printable`, painted pieces wrapped in
+    their style. The only place that puts escape sequences into the output."""
+    parts = []
+    for piece in pieces:
+        if isinstance(piece, _Painted):
+            text, style = piece
+            parts.append(f"{style}{printable(text)}{RESET}")
+        else:
+            parts.append(printable(piece))
+    return "".join(parts)
 
 
 def _plural(count: int, word: str) -> str:
@@ -18,15 +43,16 @@ def _plural(count: int, word: str) -> str:
 
 def finding_line(path: str, finding, color: bool = False) -> str:
     location = f"{path}::{finding.layer}" if finding.layer else path
-    severity = _paint(f"[{finding.severity}]", COLORS.get(finding.severity, ""), color)
-    code = _paint(finding.code, BOLD, color)
-    line = f"{_paint(location, BOLD, color)}: {code} {severity} {finding.message}"
+    pieces = [_paint(location, BOLD, color), ": ", _paint(finding.code, BOLD, color), " ",
+              _paint(f"[{finding.severity}]", COLORS.get(finding.severity, ""), color), " ",
+              finding.message]
     if finding.probe:
         verdict = finding.probe.get("verdict")
         detail = finding.probe.get("summary")
         if verdict:
-            line += _paint(f" (probe: {verdict}{'; ' + detail if detail else ''})", DIM, color)
-    return line
+            pieces.append(_paint(f" (probe: {verdict}{'; ' + detail if detail else ''})",
+                                 DIM, color))
+    return _line(*pieces)
 
 
 def summary_line(report) -> str:
@@ -40,29 +66,30 @@ def summary_line(report) -> str:
         text += f"; {_plural(summary['files_unreadable'], 'file')} could not be read"
     if summary.get("files_probe_failed"):
         text += f"; the probe could not run on {_plural(summary['files_probe_failed'], 'model')}"
-    return text + "."
+    return _line(text + ".")
 
 
 def render(report, options) -> str:
+    color = options.color
     lines = []
     if options.statistics:
         for code, name, count in report.statistics():
-            lines.append(f"{count:5d}  {code}  {name}")
+            lines.append(_line(f"{count:5d}  {code}  {name}"))
     else:
         for result in report.files:
             for finding in result.findings:
-                lines.append(finding_line(result.path, finding, options.color))
+                lines.append(finding_line(result.path, finding, color))
             if getattr(result, "probe_failed", False):
                 # As loud as an unreadable file: printed even with --quiet.
-                severity = _paint("[error]", COLORS["error"], options.color)
-                lines.append(f"{_paint(result.path, BOLD, options.color)}: probe {severity} "
-                             f"the probe could not run: {result.probe.get('error')}")
+                lines.append(_line(_paint(result.path, BOLD, color), ": probe ",
+                                   _paint("[error]", COLORS["error"], color),
+                                   f" the probe could not run: {result.probe.get('error')}"))
     if not options.quiet:
         if options.show_notes:
             for result in report.files:
                 for note in result.notes:
-                    lines.append(_paint(f"{result.path}: note: {note}", DIM, options.color))
+                    lines.append(_line(_paint(f"{result.path}: note: {note}", DIM, color)))
             for skipped in report.skipped:
-                lines.append(_paint(f"note: {skipped}", DIM, options.color))
+                lines.append(_line(_paint(f"note: {skipped}", DIM, color)))
         lines.append(summary_line(report))
     return "\n".join(lines) + ("\n" if lines else "")
