@@ -96,7 +96,9 @@ def create(report, baseline_path: str) -> int:
                for key in sorted(counts) for path, layer, code in [key]]
     data = {"version": BASELINE_VERSION, "findings": entries}
     try:
-        with open(baseline_path, "w", encoding="utf-8") as handle:
+        # surrogateescape: a non-UTF-8 file name is written as its own bytes and read back
+        # the same, so its key still matches.
+        with open(baseline_path, "w", encoding="utf-8", errors="surrogateescape") as handle:
             json.dump(data, handle, indent=2, ensure_ascii=False)
             handle.write("\n")
     except OSError as error:
@@ -108,7 +110,7 @@ def create(report, baseline_path: str) -> int:
 def load(baseline_path: str) -> Counter[Key]:
     """The entries of a baseline file, with how many findings each one covers."""
     try:
-        with open(baseline_path, encoding="utf-8") as handle:
+        with open(baseline_path, encoding="utf-8", errors="surrogateescape") as handle:
             data = json.load(handle)
     except FileNotFoundError:
         raise BaselineError(f"baseline file {baseline_path} does not exist (create it with "
@@ -202,8 +204,10 @@ def gate(report, settings, create_path: str | None = None) -> bool:
 
     if create_path:
         count = create(report, create_path)
-        print(f"gradlint: recorded {count} finding{'' if count == 1 else 's'} in {create_path}",
-              file=sys.stderr)
+        from gradlint.safe_text import printable
+
+        print(f"gradlint: recorded {count} finding{'' if count == 1 else 's'} in "
+              f"{printable(create_path)}", file=sys.stderr)
         return True
     path = baseline_path(settings)
     if path is None:

@@ -66,7 +66,10 @@ def _echo(text: str, err: bool = False, color: bool | None = None) -> None:
 
 
 def _fail(message: str) -> None:
-    _echo(f"gradlint: error: {message}\n", err=True)
+    from gradlint.safe_text import printable
+
+    # Messages quote paths and configuration values, which a repository controls.
+    _echo(f"gradlint: error: {printable(message)}\n", err=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -96,7 +99,10 @@ def _probe_progress(settings):
         if done == total:  # the findings follow: leave no half line behind
             click.echo("\r\033[K", nl=False, err=True)
             return
-        name = path if len(path) <= 50 else "…" + path[-49:]
+        from gradlint.safe_text import printable
+
+        name = printable(path)
+        name = name if len(name) <= 50 else "…" + name[-49:]
         click.echo(f"\r\033[Kgradlint: probed {done}/{total} models (last: {name})", nl=False,
                    err=True)
 

@@ -119,7 +119,20 @@ class Report:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=_jsonable)
+        """The contract as JSON text that strict parsers accept: every string as the file
+        holds it (control characters as JSON escapes), except that a lone surrogate (a
+        non-UTF-8 byte of a path, decoded with surrogateescape, or a ``\\udcff`` escape in
+        the file's own JSON), which no UTF-8 text can hold, is written as the six characters
+        ``\\udcff``: it names the original byte, as in every other format."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=_jsonable)
+        # Everything non-ASCII is escaped, so a surrogate can only appear as such an escape;
+        # without one, the usual case, the text is already valid.
+        if "\\ud" in text:
+            from gradlint.safe_text import map_strings, valid_unicode
+
+            data = map_strings(json.loads(text), valid_unicode)
+            text = json.dumps(data, indent=indent, allow_nan=False)
+        return text
 
     def _repr_html_(self) -> str:
         """The HTML report, shown inline when a notebook displays a Report."""

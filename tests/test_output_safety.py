@@ -31,7 +31,7 @@ import gradlint
 import report_models
 from conftest import run_gradlint
 from gradlint.renderers import FORMATS, RenderOptions, render
-from gradlint.renderers.safe_text import map_strings, path_bytes, printable, valid_unicode
+from gradlint.safe_text import map_strings, path_bytes, printable, valid_unicode
 from gradlint.renderers.text import BOLD, COLORS, DIM, RESET
 
 SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"

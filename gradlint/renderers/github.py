@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from gradlint.renderers.report_data import (plural, probe_failure, report_dict,
                                             repository_path)
-from gradlint.renderers.safe_text import printable
+from gradlint.safe_text import printable
 
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 

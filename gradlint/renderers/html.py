@@ -28,7 +28,7 @@ from gradlint.renderers.report_data import (SEVERITY_ORDER, as_float, file_count
                                             format_fraction, format_number, plural,
                                             probe_status, report_dict, rule_doc,
                                             sorted_findings)
-from gradlint.renderers.safe_text import map_strings, printable
+from gradlint.safe_text import map_strings, printable
 from gradlint.renderers.templating import read_template, render_template
 
 SEVERITY_LABELS = {"error": "Errors", "warning": "Warnings", "info": "Info"}

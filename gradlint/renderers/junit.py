@@ -21,7 +21,7 @@ from typing import Any
 from gradlint.findings import SEVERITY_RANK
 from gradlint.renderers.report_data import (probe_failure, report_dict, repository_path,
                                             rule_doc)
-from gradlint.renderers.safe_text import printable
+from gradlint.safe_text import printable
 
 UNREADABLE = "GL001"
 

@@ -21,7 +21,7 @@ from gradlint import __version__
 from gradlint.renderers.report_data import (SEVERITY_ORDER, file_counts, format_fraction,
                                             format_number, plural, probe_status, report_dict,
                                             rule_doc, sorted_findings)
-from gradlint.renderers.safe_text import printable
+from gradlint.safe_text import printable
 from gradlint.renderers.templating import render_template
 
 SEVERITY_MARKS = {"error": "❌ error", "warning": "⚠️ warning", "info": "ℹ️ info"}

@@ -26,7 +26,7 @@ from urllib.parse import quote
 from gradlint import __version__
 from gradlint.renderers.report_data import (all_rule_docs, fingerprint, probe_failure,
                                             report_dict, repository_path, rule_doc)
-from gradlint.renderers.safe_text import map_strings, path_bytes, printable, valid_unicode
+from gradlint.safe_text import map_strings, path_bytes, printable, valid_unicode
 
 SCHEMA = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
           "sarif-schema-2.1.0.json")

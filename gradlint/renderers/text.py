@@ -8,7 +8,7 @@ gradlint's own colours: nothing else writes to the terminal.
 
 from __future__ import annotations
 
-from gradlint.renderers.safe_text import printable
+from gradlint.safe_text import printable
 
 COLORS = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m"}
 BOLD = "\033[1m"
