@@ -87,7 +87,11 @@ def run_rules(analysis: Analysis, rules: Iterable[Rule], settings: Settings,
 
 
 def layer_entries(analysis: Analysis) -> list[dict[str, Any]]:
-    """The JSON contract's per-layer list: every layer call with its estimate."""
+    """The JSON contract's per-layer list: every layer call with its estimate, and what the
+    probe measured where it ran (`analysis.measurements`)."""
+    measurements = analysis.measurements
+    if measurements is not None:
+        from gradlint.probe.measurements import measured_entry
     entries = []
     weights_estimate = analysis.weights_estimate
     for node in analysis.graph.nodes:
@@ -106,8 +110,16 @@ def layer_entries(analysis: Analysis) -> list[dict[str, Any]]:
             "activation": str(activation) if activation is not None else None,
             "weighted": is_weighted(node.layer),
             "estimate": estimate,
-            "measured": None,  # filled in by the probe
+            "measured": measured_entry(measurements, node.path) if measurements else None,
         })
+    if measurements is not None and not analysis.graph.graph_stored:
+        # The graph is not in the file: the layers only the loaded model showed.
+        known = {entry["path"] for entry in entries}
+        for path in measurements.order:
+            if path not in known:
+                entries.append({"path": path, "class": measurements.kernels[path].class_name,
+                                "kind": None, "activation": None, "weighted": True,
+                                "estimate": None, "measured": measured_entry(measurements, path)})
     return entries
 
 
@@ -135,11 +147,50 @@ def lint_graph(graph: ModelGraph, path: str, settings: Settings,
                         layers=layer_entries(analysis), findings=findings,
                         notes=list(graph.notes) + notes)
     if settings.probe and probe and model is not None:
-        from gradlint.probe.hook import attach_probe
-
-        attach_probe(result, analysis, model, settings,
-                     lambda: run_rules(analysis, rules, settings, ignored, probe=True))
+        measure_and_judge(result, analysis, model, settings)
     return result, analysis
+
+
+def measure_and_judge(result: FileResult, analysis: Analysis, target: Any, settings: Settings,
+                      digest: str | None = None) -> None:
+    """The probe's stage for one model that read cleanly: measure it (a path is loaded from a
+    private copy of exactly the bytes that were checked, `digest`), then
+    `apply_measurements`. A probe that cannot run leaves the static findings and says why."""
+    import time
+
+    from gradlint.probe.environment import ProbeError
+    from gradlint.probe.hook import measure_file, probe_info
+
+    started = time.perf_counter()
+    try:
+        measurements = measure_file(target, analysis, settings, digest)
+    except ProbeError as error:
+        result.probe = probe_info(error=str(error), seconds=time.perf_counter() - started)
+        return
+    apply_measurements(result, analysis, measurements, settings)
+    result.probe = probe_info(True, None, measurements, time.perf_counter() - started)
+
+
+def apply_measurements(result: FileResult, analysis: Analysis, measurements: Any,
+                       settings: Settings) -> None:
+    """Measurements in, findings and verdicts out: the probe's rules (GL9xx) run on the
+    measurements beside the graph, each finding gets its own rule's verdict, probe findings
+    that only repeat a confirmed one are folded into it, and the layer list is rebuilt with
+    the measured values beside the estimates."""
+    from gradlint.rule_registry import all_rules
+    from gradlint.verdicts import fold_duplicates, give_verdicts
+
+    analysis.measurements = measurements
+    ignored = _ignored_codes_for_file(result.path, settings)
+    findings, notes = run_rules(analysis, selected_rules(settings), settings, ignored,
+                                probe=True)
+    rules = {rule.code: rule for rule in all_rules()}
+    combined = result.findings + findings
+    give_verdicts(combined, measurements, rules,
+                  lambda code: rule_options(rules[code], settings))
+    result.findings = fold_duplicates(combined, rules)
+    result.notes = result.notes + notes
+    result.layers = layer_entries(analysis)
 
 
 def internal_error_result(path: str, stage: str, settings: Settings, format: str | None = None,
@@ -314,16 +365,8 @@ def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
 
 def _probe_file(result: FileResult, analysis: Analysis, path: str, digest: str | None,
                 settings: Settings) -> None:
-    """The probe's stage for one file that read cleanly: it loads a private copy of exactly
-    the bytes that were checked."""
-    from gradlint.probe.hook import attach_probe
-
-    rules = selected_rules(settings)
-    ignored = _ignored_codes_for_file(path, settings)
     try:
-        attach_probe(result, analysis, path, settings,
-                     lambda: run_rules(analysis, rules, settings, ignored, probe=True),
-                     digest=digest)
+        measure_and_judge(result, analysis, path, settings, digest)
     except Exception:
         failed = internal_error_result(path, "probing the model", settings, result.format)
         result.findings.extend(failed.findings)

@@ -3,7 +3,15 @@ and selected by code, code prefix, name, alias or group.
 
 A rule module defines ``CODE``, ``NAME``, ``SEVERITY``, ``GROUPS``, ``ALIASES``, ``OPTIONS``
 (name -> default) and ``check(analysis, options)`` yielding `Problem`s; its docstring is its
-documentation. Probe rules set ``PROBE = True`` and run only when the probe measured the model.
+documentation. Probe rules set ``PROBE = True`` and run only when the probe measured the model;
+``MEASURES`` names what they measure ("vanishing", "exploding", "recurrent").
+
+A static rule about gradient flow (in the group "vanishing", "exploding" or "recurrent")
+says how the probe judges its findings, beside its own thresholds: ``CLAIMS`` (the same
+words) and ``confirm(finding, measurements, options)`` returning a verdict
+(`gradlint.verdicts`), or ``CLAIMS = None`` where no measurement can (a finding about
+training). A rule that says neither is refused when it loads, so none goes without a
+verdict by oversight.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from typing import Any, Callable, Iterable
 from gradlint.findings import SEVERITIES
 
 CODE_PATTERN = re.compile(r"^GL\d{3}$")
+FLOW_FAMILIES = ("vanishing", "exploding", "recurrent")
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
@@ -37,6 +46,9 @@ class Rule:
     doc: str
     check: Callable | None
     probe: bool = False
+    claims: str | None = None
+    confirm: Callable | None = None
+    measures: str | None = None
 
     @property
     def summary(self) -> str:
@@ -56,6 +68,19 @@ def _load(module: ModuleType) -> Rule:
         problems.append(f"SEVERITY must be one of {', '.join(SEVERITIES)}")
     if not (module.__doc__ or "").strip():
         problems.append("the module docstring (the rule's documentation) is missing")
+    probe = bool(getattr(module, "PROBE", False))
+    claims = getattr(module, "CLAIMS", None)
+    confirm = getattr(module, "confirm", None)
+    measures = getattr(module, "MEASURES", None)
+    about_flow = set(getattr(module, "GROUPS", ())) & set(FLOW_FAMILIES)
+    if not probe and about_flow and not hasattr(module, "CLAIMS"):
+        problems.append("a rule about gradient flow must say how the probe judges it: CLAIMS "
+                        "and confirm(finding, measurements, options), or CLAIMS = None")
+    if claims is not None and (claims not in FLOW_FAMILIES or not callable(confirm)):
+        problems.append(f"CLAIMS must be one of {', '.join(FLOW_FAMILIES)} and come with "
+                        "confirm(finding, measurements, options)")
+    if measures is not None and (not probe or measures not in FLOW_FAMILIES):
+        problems.append(f"MEASURES is for probe rules, one of {', '.join(FLOW_FAMILIES)}")
     if problems:
         raise RuntimeError(f"rule module {module.__name__}: " + "; ".join(problems))
     return Rule(code=code, name=name, severity=severity,
@@ -63,7 +88,8 @@ def _load(module: ModuleType) -> Rule:
                 aliases=tuple(getattr(module, "ALIASES", ())),
                 options=dict(getattr(module, "OPTIONS", {})),
                 doc=module.__doc__ or "", check=getattr(module, "check", None),
-                probe=bool(getattr(module, "PROBE", False)))
+                probe=probe, claims=claims, confirm=confirm if claims else None,
+                measures=measures)
 
 
 @lru_cache(maxsize=1)

@@ -21,6 +21,7 @@ A random initializer (`HeNormal` for ReLU layers, `GlorotUniform` otherwise). Co
 initializers belong on biases and normalization parameters.
 """
 
+from gradlint import verdicts
 from gradlint.findings import Problem
 
 CODE = "GL204"
@@ -29,6 +30,12 @@ SEVERITY = "error"
 GROUPS = ("initialization",)
 ALIASES = ("zero-initializer",)
 OPTIONS = {}
+CLAIMS = "vanishing"
+
+
+def confirm(finding, measurements, options):
+    """The probe confirms starved layers before a zero kernel, or identical units."""
+    return verdicts.constant_kernel(finding, measurements)
 
 
 def _feeds_residual_add(analysis, node) -> bool:

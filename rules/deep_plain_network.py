@@ -29,6 +29,7 @@ Residual blocks (`x = x + block(x)`), dense connections, or fewer layers.
 He et al., *Deep Residual Learning for Image Recognition*, CVPR 2016.
 """
 
+from gradlint import verdicts
 from gradlint.findings import Problem, span
 
 CODE = "GL301"
@@ -37,6 +38,12 @@ SEVERITY = "warning"
 GROUPS = ("architecture",)
 ALIASES = ("no-shortcut",)
 OPTIONS = {"min-layers": 20}
+CLAIMS = "vanishing"
+
+
+def confirm(finding, measurements, options):
+    """The probe confirms the depth when the gradient measurably vanishes or explodes."""
+    return verdicts.depth(finding, measurements)
 
 
 def check(analysis, options):

@@ -29,6 +29,7 @@ Pascanu, Mikolov & Bengio, *On the difficulty of training recurrent neural netwo
 ICML 2013. He et al., ICCV 2015.
 """
 
+from gradlint import verdicts
 from gradlint.findings import Problem, number, severity_above, span
 
 CODE = "GL203"
@@ -37,6 +38,17 @@ SEVERITY = "error"
 GROUPS = ("initialization", "exploding")
 ALIASES = ()
 OPTIONS = {"error-above": 1e3, "warning-above": 1e2, "min-gain": 1.5}
+CLAIMS = "exploding"
+# A measured first/last kernel-gradient ratio that confirms growth: GL902's warning (3e2);
+# keras.applications ResNet50 measures up to 113 and trains well.
+CONFIRM_RATIO_ABOVE = 3e2
+
+
+def confirm(finding, measurements, options):
+    """The probe confirms growth by NaN/Inf, a signal above the rule's own warning threshold
+    entering some layer, or a first/last ratio above `CONFIRM_RATIO_ABOVE`."""
+    return verdicts.exploding(finding, measurements, options["warning-above"],
+                              max(options["warning-above"], CONFIRM_RATIO_ABOVE))
 
 
 def check(analysis, options):

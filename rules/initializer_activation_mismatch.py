@@ -44,7 +44,7 @@ He et al., *Delving Deep into Rectifiers*, ICCV 2015.
 
 import math
 
-from gradlint import activations, initializers
+from gradlint import activations, initializers, verdicts
 from gradlint.findings import Problem, number, severity_above, severity_below, span
 
 CODE = "GL202"
@@ -53,6 +53,12 @@ SEVERITY = "error"
 GROUPS = ("initialization", "vanishing")
 ALIASES = ()
 OPTIONS = {"error-below": 1e-3, "warning-below": 1e-2}
+CLAIMS = "vanishing"
+
+
+def confirm(finding, measurements, options):
+    """The probe confirms the mismatch below the rule's own warning threshold."""
+    return verdicts.vanishing(finding, measurements, options["warning-below"])
 
 RELU_LIKE = frozenset({"relu", "leaky_relu", "elu", "gelu", "swish", "mish", "celu",
                        "relu6", "hard_swish"})

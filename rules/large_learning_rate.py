@@ -39,6 +39,8 @@ GROUPS = ("optimizer", "exploding")
 ALIASES = ()
 OPTIONS = {"adam-limit": 1e-2, "rmsprop-limit": 1e-2, "sgd-limit": 1e-1,
            "adagrad-limit": 1e-1, "adadelta-limit": 1.0}
+# About how training will go: the probe does not train, so it gives this no verdict.
+CLAIMS = None
 
 FAMILIES = {
     "adam": "adam", "adamw": "adam", "adamax": "adam", "nadam": "adam", "lamb": "adam",

@@ -31,6 +31,7 @@ Networks*, NeurIPS 2017. Simonyan & Zisserman, *Very Deep
 Convolutional Networks*, ICLR 2015.
 """
 
+from gradlint import verdicts
 from gradlint.findings import Problem, span
 
 CODE = "GL302"
@@ -39,6 +40,12 @@ SEVERITY = "warning"
 GROUPS = ("architecture",)
 ALIASES = ("no-normalization",)
 OPTIONS = {"min-layers": 12}
+CLAIMS = "vanishing"
+
+
+def confirm(finding, measurements, options):
+    """The probe confirms the depth when the gradient measurably vanishes or explodes."""
+    return verdicts.depth(finding, measurements)
 
 
 def check(analysis, options):

@@ -17,6 +17,7 @@ Restore an earlier checkpoint, lower the learning rate and add gradient clipping
 (`clipnorm=1.0`) before training again.
 """
 
+from gradlint import verdicts
 from gradlint.findings import Problem
 
 CODE = "GL205"
@@ -25,6 +26,12 @@ SEVERITY = "error"
 GROUPS = ("weights", "exploding")
 ALIASES = ("nan-weights",)
 OPTIONS = {}
+CLAIMS = "exploding"
+
+
+def confirm(finding, measurements, options):
+    """The probe confirms it by NaN or Inf in its measurement."""
+    return verdicts.nonfinite(finding, measurements)
 
 
 def check(analysis, options):

@@ -39,7 +39,7 @@ Glorot & Bengio, *Understanding the difficulty of training deep feedforward neur
 AISTATS 2010. Schoenholz et al., *Deep Information Propagation*, ICLR 2017.
 """
 
-from gradlint import activations
+from gradlint import activations, verdicts
 from gradlint.analysis import is_weighted
 from gradlint.findings import Problem, number, severity_below, span
 
@@ -49,6 +49,12 @@ SEVERITY = "error"
 GROUPS = ("activation", "vanishing")
 ALIASES = ("sigmoid-chain",)
 OPTIONS = {"error-below": 1e-3, "warning-below": 1e-2, "min-layers": 4}
+CLAIMS = "vanishing"
+
+
+def confirm(finding, measurements, options):
+    """The probe confirms the chain below the rule's own warning threshold."""
+    return verdicts.vanishing(finding, measurements, options["warning-below"])
 
 
 def saturating_units(analysis, node_ids) -> list[int]:

@@ -32,6 +32,7 @@ SELU. Or add normalization after the layer.
 He et al., *Delving Deep into Rectifiers*, ICCV 2015. Glorot & Bengio, AISTATS 2010.
 """
 
+from gradlint import verdicts
 from gradlint.findings import Problem, number, severity_below, span
 
 CODE = "GL201"
@@ -40,6 +41,12 @@ SEVERITY = "error"
 GROUPS = ("initialization", "vanishing")
 ALIASES = ()
 OPTIONS = {"min-gain": 0.5, "error-below": 1e-3, "warning-below": 1e-2}
+CLAIMS = "vanishing"
+
+
+def confirm(finding, measurements, options):
+    """The probe confirms the shrinking signal below the rule's own warning threshold."""
+    return verdicts.vanishing(finding, measurements, options["warning-below"])
 
 
 def weakest_signal(analysis):

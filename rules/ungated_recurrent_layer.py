@@ -29,6 +29,7 @@ Bengio, Simard & Frasconi, *Learning long-term dependencies with gradient descen
 difficult*, IEEE TNN 1994. Hochreiter & Schmidhuber, *Long Short-Term Memory*, 1997.
 """
 
+from gradlint import verdicts
 from gradlint.findings import Problem
 from gradlint.layer_catalog import UNGATED_CELLS
 
@@ -38,6 +39,14 @@ SEVERITY = "warning"
 GROUPS = ("recurrent", "vanishing")
 ALIASES = ("simple-rnn",)
 OPTIONS = {"error-length": 50}
+CLAIMS = "recurrent"
+# GL905's warning: the loss gradient at the first input step below 1e-2 of the last's.
+CONFIRM_RATIO_BELOW = 1e-2
+
+
+def confirm(finding, measurements, options):
+    """The probe confirms the fading by the input gradient through time."""
+    return verdicts.recurrent(finding, measurements, CONFIRM_RATIO_BELOW)
 
 
 def _cell_class(layer) -> str:

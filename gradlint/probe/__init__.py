@@ -10,8 +10,11 @@ inside functions, only when the probe runs; importing `gradlint.probe` itself is
 - `batch`: the synthetic inputs, targets and loss;
 - `instrument`, `measure`: the measurement itself;
 - `measurements`: what was measured, as plain data for rules and reports;
-- `verdicts`: confirmed / not-confirmed for the static findings;
-- `hook`: the probe's step in a lint run.
+- `hook`: the measurement of one model, from a file or a live model.
+
+What the measurements mean is decided outside this package: the probe rules (GL9xx) and each
+static rule's `confirm` (`gradlint.verdicts`), run by the engine's measurement stage
+(`gradlint.engine.apply_measurements`).
 """
 
 from gradlint.probe.environment import INSTALL_HINT, ProbeError

@@ -1,19 +1,18 @@
-"""The probe's step in a lint run, after the static rules: load the model (or take the live
-one), measure, run the probe rules (GL9xx) with the measurements beside the graph, give the
-static findings their verdicts, and add the measured values to the report.
+"""The probe's measurement of one model: load the file (from a private copy of the bytes the
+static stage checked) or take the live model, and measure it. What the measurements mean
+(the probe rules, the verdicts) is the engine's measurement stage, `engine.apply_measurements`.
 
-When the probe cannot run on a file, the file keeps its static findings and its result says
-why (``FileResult.probe["error"]``); the exit status is then 2.
+When the probe cannot run on a file, `measure_file` raises `ProbeError` saying why; the file
+keeps its static findings and the exit status is then 2.
 """
 
 from __future__ import annotations
 
 import sys
-import time
-from typing import Any, Callable
+from typing import Any
 
 from gradlint.probe.environment import ProbeError
-from gradlint.probe.measurements import Measurements, measured_entry
+from gradlint.probe.measurements import Measurements
 
 
 def probe_info(ran: bool = False, error: str | None = None,
@@ -29,18 +28,6 @@ def probe_info(ran: bool = False, error: str | None = None,
                     input_shapes=[list(s) for s in measurements.input_shapes],
                     nonfinite=list(measurements.nonfinite))
     return info
-
-
-def _options_for(settings) -> Callable[[str], dict]:
-    from gradlint.rule_registry import find_rule
-
-    def options(code: str) -> dict:
-        rule = find_rule(code)
-        merged = dict(rule.options) if rule is not None else {}
-        merged.update({k: v for k, v in settings.rules.get(code, {}).items() if k != "severity"})
-        return merged
-
-    return options
 
 
 def _constant_kernels(graph) -> set[str]:
@@ -106,42 +93,12 @@ def measure_target(target: Any, analysis, settings) -> Measurements:
         model = None  # the next load releases it (loading.free_previous)
 
 
-def attach_probe(result, analysis, target: Any, settings,
-                 run_probe_rules: Callable[[], tuple[list, list[str]]],
-                 digest: str | None = None) -> None:
-    """Probe one model and fold what it measured into its `FileResult` (in place). A path
-    `target` is loaded from a private copy whose bytes must hash to `digest`, the bytes the
-    static stage checked."""
+def measure_file(target: Any, analysis, settings, digest: str | None = None) -> Measurements:
+    """Measure `target`: a path, loaded from a private copy whose bytes must hash to `digest`
+    (the bytes the static stage checked), or a live model. Raises `ProbeError`."""
     from gradlint.probe.loading import snapshot
-    from gradlint.probe.verdicts import attach_verdicts, fold_duplicates
 
-    started = time.perf_counter()
-    try:
-        if isinstance(target, str):
-            with snapshot(target, digest, analysis.graph.format) as copy:
-                measurements = measure_target(copy, analysis, settings)
-        else:
-            measurements = measure_target(target, analysis, settings)
-    except ProbeError as error:
-        result.probe = probe_info(error=str(error), seconds=time.perf_counter() - started)
-        for entry in result.layers:
-            entry.setdefault("measured", None)
-        return
-    analysis.measurements = measurements
-    findings, notes = run_probe_rules()
-    result.findings.extend(findings)
-    result.notes.extend(notes)
-    attach_verdicts(result.findings, measurements, _options_for(settings))
-    result.findings[:] = fold_duplicates(result.findings)
-    known = set()
-    for entry in result.layers:
-        entry["measured"] = measured_entry(measurements, entry["path"])
-        known.add(entry["path"])
-    if analysis.graph is None or not analysis.graph.graph_stored:
-        for path in measurements.order:
-            if path not in known:
-                kernel = measurements.kernels[path]
-                result.layers.append({"path": path, "class": kernel.class_name, "kind": None,
-                                      "activation": None, "weighted": True, "estimate": None,
-                                      "measured": measured_entry(measurements, path)})
-    result.probe = probe_info(True, None, measurements, time.perf_counter() - started)
+    if isinstance(target, str):
+        with snapshot(target, digest, analysis.graph.format) as copy:
+            return measure_target(copy, analysis, settings)
+    return measure_target(target, analysis, settings)

@@ -1,20 +1,24 @@
-"""Verdicts: whether the measurement bears out each static finding about gradient flow.
+"""Probe verdicts: the measurements each rule's `confirm` reads to say whether the probe bears
+out its finding, and the folding of probe findings that only repeat a confirmed one.
 
-Every static finding whose claim a gradient measurement can check gets
-``finding.probe = {"verdict": "confirmed" | "not-confirmed", "summary": str, "measured": {...}}``.
-A vanishing claim (GL101, GL201, GL202, GL204 with a zero kernel, GL301, GL302) is confirmed
-when the measured kernel gradient of the layers it names, or of the first weighted layer,
-falls below the static rule's own warning threshold relative to the output layer's, or when
-the forward signal collapses before the output (the kernel gradient is the forward signal
-times the backward gradient, so a collapsed signal starves every layer even at a ratio near
-one), or when the layers it names saturate. An exploding claim (GL203, GL205) is confirmed by
-NaN/Inf, by a signal entering some layer above the rule's warning threshold, or by a
-first/last ratio above 3e2 (GL902's warning). GL401 is confirmed when the input gradient through time falls
-below 1e-2 from the last step to the first. Optimizer findings (GL402, GL403) describe
-training, which the probe does not run, and get no verdict.
+A static rule that claims something about gradient flow declares it (``CLAIMS`` =
+"vanishing", "exploding" or "recurrent") and judges its own findings in ``confirm(finding,
+measurements, options)`` with its own thresholds; this module has the shared readings:
 
-`fold_duplicates` then drops a probe finding (GL901, GL902, GL905) that only repeats a
-confirmed static finding of the same kind and at least the same severity.
+- `vanishing`: confirmed when the measured kernel gradient of the layers the finding names,
+  or of the first weighted layer, falls below the rule's threshold relative to the output
+  layer's, when the forward signal collapses before the output (each kernel gradient is the
+  forward signal times the backward gradient, so a collapsed signal starves every layer even
+  at a ratio near one), or when the named layers saturate;
+- `exploding`: NaN/Inf, a signal entering some layer above the rule's threshold, or a
+  first/last ratio above it;
+- `nonfinite`, `constant_kernel`, `recurrent`: NaN/Inf only; a constant kernel's starved or
+  identical units; the input gradient through time.
+
+A verdict is ``{"verdict": "confirmed" | "not-confirmed", "summary": str, "measured": {...}}``.
+Probe rules declare what they measure (``MEASURES``), so that `fold_duplicates` drops one
+that only repeats a confirmed static finding of the same kind and at least its severity.
+Nothing here imports TensorFlow: measurements are plain data.
 """
 
 from __future__ import annotations
@@ -24,18 +28,9 @@ from typing import Any, Callable
 
 from gradlint.findings import SEVERITY_RANK, number
 
-VANISHING_CODES = ("GL101", "GL201", "GL202", "GL301", "GL302")
-EXPLODING_CODES = ("GL203", "GL205")
-RECURRENT_CODES = ("GL401",)
-VANISH_BELOW = 1e-2
-EXPLODE_ABOVE = 1e2
-RATIO_ABOVE = 3e2  # GL902's warning: ResNet50 measures up to 113 and trains well
-TIME_RATIO_BELOW = 1e-2
+# Most of a layer's units beyond +-5: GL903's warning, where sigmoid/tanh gradients are
+# below 1e-4 of their peak.
 SATURATED_ABOVE = 0.5
-FAMILY_OF_PROBE_RULE = {"GL901": "vanishing", "GL902": "exploding", "GL905": "recurrent"}
-FAMILY_OF_STATIC_RULE = {**{c: "vanishing" for c in VANISHING_CODES + ("GL204",)},
-                         **{c: "exploding" for c in EXPLODING_CODES},
-                         **{c: "recurrent" for c in RECURRENT_CODES}}
 
 
 def _verdict(confirmed: bool, summary: str, measured: dict[str, Any]) -> dict[str, Any]:
@@ -92,8 +87,12 @@ def _flow_text(flow: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def vanishing(finding, measurements, options) -> dict[str, Any]:
-    threshold = float(options.get("warning-below", VANISH_BELOW))
+def vanishing(finding, measurements, below: float, *, exploding_above: float | None = None,
+              ratio_above: float | None = None) -> dict[str, Any]:
+    """Confirmed below `below` (see the module's docstring); with `exploding_above` and
+    `ratio_above`, an exploding measurement confirms it too (a depth finding claims that the
+    gradient fails to flow either way)."""
+    threshold = float(below)
     flow = _flow(measurements)
     named = _named_kernels(finding, measurements)
     weakest = min(named, key=lambda k: k.relative) if named else None
@@ -115,8 +114,8 @@ def vanishing(finding, measurements, options) -> dict[str, Any]:
                        f"'{flow['last_layer']}'")
     if saturated is not None and saturated > SATURATED_ABOVE:
         reasons.append(f"{saturated:.0%} of '{saturated_at}' is saturated")
-    if finding.code in ("GL301", "GL302"):
-        reasons.extend(_exploding_reasons(flow, EXPLODE_ABOVE))
+    if exploding_above is not None:
+        reasons.extend(_exploding_reasons(flow, exploding_above, ratio_above or exploding_above))
     if reasons:
         return _verdict(True, "measured: " + "; ".join(reasons), measured)
     detail = _flow_text(flow)
@@ -125,7 +124,23 @@ def vanishing(finding, measurements, options) -> dict[str, Any]:
     return _verdict(False, f"measured gradient flow is healthy: {detail}", measured)
 
 
-def _exploding_reasons(flow: dict[str, Any], threshold: float) -> list[str]:
+# For rules about depth (GL301, GL302), which have no gradient threshold of their own: the
+# static rules' warnings, a kernel gradient below 1e-2 of the output layer's (GL101, GL201),
+# or, since depth fails either way, a signal above 1e2 (GL203) or a first/last ratio above
+# 3e2 (GL902's warning; keras.applications ResNet50 measures up to 113 and trains well).
+DEPTH_BELOW = 1e-2
+DEPTH_SIGNAL_ABOVE = 1e2
+DEPTH_RATIO_ABOVE = 3e2
+
+
+def depth(finding, measurements) -> dict[str, Any]:
+    """Confirmed when the gradient measurably vanishes or explodes (the thresholds above)."""
+    return vanishing(finding, measurements, DEPTH_BELOW, exploding_above=DEPTH_SIGNAL_ABOVE,
+                     ratio_above=DEPTH_RATIO_ABOVE)
+
+
+def _exploding_reasons(flow: dict[str, Any], threshold: float,
+                       ratio_above: float) -> list[str]:
     reasons = []
     if flow["nonfinite"]:
         reasons.append(f"NaN or Inf in {', '.join(flow['nonfinite'][:3])}")
@@ -134,18 +149,27 @@ def _exploding_reasons(flow: dict[str, Any], threshold: float) -> list[str]:
         reasons.append(f"the signal entering '{flow['largest_input_scale_at']}' has standard "
                        f"deviation {number(largest)}")
     ratio = flow["first_last_ratio"]
-    if ratio is not None and (not math.isfinite(ratio) or ratio > max(threshold, RATIO_ABOVE)):
+    if ratio is not None and (not math.isfinite(ratio) or ratio > ratio_above):
         reasons.append(f"first/last kernel gradient {number(ratio)}")
     return reasons
 
 
-def exploding(finding, measurements, options) -> dict[str, Any]:
+def exploding(finding, measurements, above: float, ratio_above: float) -> dict[str, Any]:
+    """Confirmed by NaN/Inf, a signal entering some layer above `above`, or a first/last
+    kernel-gradient ratio above `ratio_above`."""
+    return _exploding_verdict(measurements, lambda flow: _exploding_reasons(flow, above,
+                                                                            ratio_above))
+
+
+def nonfinite(finding, measurements) -> dict[str, Any]:
+    """Confirmed by NaN or Inf anywhere in the measurement."""
+    return _exploding_verdict(measurements, lambda flow: [
+        f"NaN or Inf in {', '.join(flow['nonfinite'][:3])}"] if flow["nonfinite"] else [])
+
+
+def _exploding_verdict(measurements, reasons_of) -> dict[str, Any]:
     flow = _flow(measurements)
-    if finding.code == "GL205":
-        reasons = [f"NaN or Inf in {', '.join(flow['nonfinite'][:3])}"] if flow["nonfinite"] \
-            else []
-    else:
-        reasons = _exploding_reasons(flow, float(options.get("warning-above", EXPLODE_ABOVE)))
+    reasons = reasons_of(flow)
     if reasons:
         return _verdict(True, "measured: " + "; ".join(reasons), flow)
     largest = flow["largest_input_scale"]
@@ -155,7 +179,9 @@ def exploding(finding, measurements, options) -> dict[str, Any]:
     return _verdict(False, f"measured values stay finite and bounded: {detail}", flow)
 
 
-def constant_kernel(finding, measurements, options) -> dict[str, Any] | None:
+def constant_kernel(finding, measurements) -> dict[str, Any] | None:
+    """Confirmed when the layers before a zero kernel get no gradient at all, or when the
+    constant kernel's units get identical gradients (so they stay identical)."""
     kernel = measurements.kernel(finding.layer) if finding.layer else None
     if kernel is None:
         return None
@@ -189,7 +215,9 @@ def constant_kernel(finding, measurements, options) -> dict[str, Any] | None:
                     "(the layers after it break the symmetry)", measured)
 
 
-def recurrent(finding, measurements, options) -> dict[str, Any] | None:
+def recurrent(finding, measurements, below: float) -> dict[str, Any] | None:
+    """Confirmed when the loss gradient at the first input step is below `below` of the
+    last step's."""
     path = finding.layer
     record = measurements.recurrent.get(path) if path else None
     if record is None or record.ratio is None:
@@ -199,39 +227,31 @@ def recurrent(finding, measurements, options) -> dict[str, Any] | None:
     text = (f"the input gradient at the first of {record.length} steps is "
             f"{number(record.ratio)} of the last step's (x{number(record.decay_per_step)} per "
             "step)")
-    return _verdict(record.ratio < TIME_RATIO_BELOW, f"measured: {text}", measured)
+    return _verdict(record.ratio < below, f"measured: {text}", measured)
 
 
-HANDLERS: dict[str, Callable] = {
-    **{code: vanishing for code in VANISHING_CODES},
-    "GL203": exploding,
-    "GL205": exploding,
-    "GL204": constant_kernel,
-    "GL401": recurrent,
-}
-
-
-def attach_verdicts(findings, measurements, options_for: Callable[[str], dict]) -> None:
-    """Give every gradient-flow finding its verdict (in place)."""
+def give_verdicts(findings, measurements, rules: dict, options_for: Callable[[str], dict]) -> None:
+    """Each finding of a rule with a `confirm` gets that rule's verdict (in place); `rules`
+    maps codes to rules."""
     for finding in findings:
-        handler = HANDLERS.get(finding.code)
-        if handler is None or finding.probe is not None:
+        rule = rules.get(finding.code)
+        if rule is None or rule.confirm is None or finding.probe is not None:
             continue
         try:
-            verdict = handler(finding, measurements, options_for(finding.code))
-        except (TypeError, ValueError, ZeroDivisionError):  # a verdict must not stop the report
-            verdict = None
+            verdict = rule.confirm(finding, measurements, options_for(finding.code))
+        except (TypeError, ValueError, ZeroDivisionError, KeyError):
+            verdict = None  # a verdict must not stop the report
         if verdict is not None:
             finding.probe = verdict
 
 
-def fold_duplicates(findings: list) -> list:
+def fold_duplicates(findings: list, rules: dict) -> list:
     """Drop probe findings that a confirmed static finding of the same kind already names."""
     kept = []
     for finding in findings:
-        family = FAMILY_OF_PROBE_RULE.get(finding.code)
+        family = getattr(rules.get(finding.code), "measures", None)
         if family is not None and any(
-                FAMILY_OF_STATIC_RULE.get(other.code) == family
+                getattr(rules.get(other.code), "claims", None) == family
                 and other.probe is not None and other.probe.get("verdict") == "confirmed"
                 and SEVERITY_RANK[other.severity] >= SEVERITY_RANK[finding.severity]
                 and (family != "recurrent" or other.layer == finding.layer)
