@@ -28,8 +28,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from gradlint.rules.unreadable_model import CODE as UNREADABLE
+
 BASELINE_VERSION = 1
-UNREADABLE = "GL001"
 
 Key = tuple[str, str, str]  # (model path, layer path or "", rule code)
 

@@ -19,11 +19,11 @@ import xml.etree.ElementTree as ElementTree
 from typing import Any
 
 from gradlint.findings import SEVERITY_RANK
+from gradlint.rules.unreadable_model import CODE as UNREADABLE
 from gradlint.renderers.report_data import (probe_failure, report_dict, repository_path,
                                             rule_doc)
 from gradlint.safe_text import printable
 
-UNREADABLE = "GL001"
 
 
 def _clean(text: Any) -> str:
