@@ -73,21 +73,6 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def _probe_settings(settings, probe, unsafe_load, custom_objects, batch, seeds, verbose) -> None:
-    """The probe's command-line options over the file's values."""
-    if probe is not None:
-        settings.probe = probe
-    if unsafe_load:
-        settings.unsafe_load = True
-    if custom_objects:
-        settings.custom_objects = settings.custom_objects + _split(custom_objects)
-    if batch is not None:
-        settings.probe_batch = batch
-    if seeds is not None:
-        settings.probe_seeds = seeds
-    settings.verbose = settings.verbose or verbose
-
-
 def _probe_progress(settings):
     """A progress line on a terminal's standard error while several models are probed."""
     if not settings.probe or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
@@ -190,44 +175,20 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
           probe_batch=None, probe_seeds=None, verbose=False, timeout=None, max_memory=None,
           allow_ambiguous_format=None, debug=False):
     """Lint model files and directories (*.keras, *.h5, *.hdf5)."""
-    from gradlint.config import ConfigError, load_settings, validate_selectors
+    from gradlint.config import CommandLine, ConfigError, resolve
     from gradlint.rule_registry import select as select_rules
 
+    command_line = CommandLine(
+        select=tuple(_split(select)), extend_select=tuple(_split(extend_select)),
+        ignore=tuple(_split(ignore)), exclude=tuple(_split(exclude)),
+        extend_exclude=tuple(_split(extend_exclude)), respect_gitignore=respect_gitignore,
+        fail_on=fail_on, no_weights=no_weights, baseline=baseline_file, probe=probe,
+        unsafe_load=unsafe_load, custom_objects=tuple(_split(custom_objects)),
+        probe_batch=probe_batch, probe_seeds=probe_seeds, verbose=verbose, timeout=timeout,
+        max_memory_mb=max_memory, allow_ambiguous_format=bool(allow_ambiguous_format),
+        debug=debug)
     try:
-        settings = load_settings(config_file, isolated)
-        if select:
-            # As in ruff: a --select on the command line starts the selection afresh, so
-            # the file's ignore and extend-select no longer apply.
-            settings.select = _split(select)
-            settings.ignore, settings.extend_select = [], []
-        if extend_select:
-            settings.extend_select = settings.extend_select + _split(extend_select)
-        if ignore:
-            settings.ignore = settings.ignore + _split(ignore)
-        if exclude:
-            settings.exclude = _split(exclude)
-        if extend_exclude:
-            settings.extend_exclude = settings.extend_exclude + _split(extend_exclude)
-        if respect_gitignore is not None:
-            settings.respect_gitignore = respect_gitignore
-        if fail_on is not None:
-            settings.fail_on = fail_on
-        if no_weights:
-            settings.read_weights = False
-        _probe_settings(settings, probe, unsafe_load, custom_objects, probe_batch, probe_seeds,
-                        verbose)
-        if baseline_file:
-            settings.baseline = os.path.abspath(baseline_file)
-        limits = {key: value for key, value in (("timeout", timeout),
-                                                ("max_memory_mb", max_memory))
-                  if value is not None}
-        if limits:
-            settings.limits = settings.limits.with_values(limits)
-        if allow_ambiguous_format:
-            settings.allow_ambiguous_format = True
-        settings.debug = debug
-        for key in ("select", "extend_select", "ignore"):
-            validate_selectors(f"--{key.replace('_', '-')}", getattr(settings, key) or [])
+        settings = resolve(config_file, isolated, command_line)
     except ConfigError as error:
         _fail(str(error))
     if report_file:

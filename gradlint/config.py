@@ -1,5 +1,5 @@
 """Settings: defaults, then the configuration file, then the command line, merged here and
-nowhere else.
+nowhere else, once, into one immutable `Settings` (`resolve`).
 
 The file is the nearest ``gradlint.toml`` (keys at the top level) or ``pyproject.toml`` with
 a ``[tool.gradlint]`` table, searching from the working directory upwards; ``--config``
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from gradlint.findings import FAIL_LEVELS, SEVERITIES
@@ -26,9 +26,10 @@ class ConfigError(ValueError):
     """A configuration value that gradlint cannot use."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    """Everything that steers a lint run, after merging file and command line."""
+    """Everything that steers a lint run, after merging file and command line. Frozen: a
+    stage that needs other settings makes a changed copy (`dataclasses.replace`)."""
 
     select: list[str] | None = None
     ignore: list[str] = field(default_factory=list)
@@ -241,7 +242,9 @@ FILE_KEYS = {
 }
 
 
-def apply_table(settings: Settings, table: dict[str, Any], source: str) -> None:
+def table_values(table: dict[str, Any], source: str) -> dict[str, Any]:
+    """The Settings fields a configuration table sets, checked."""
+    values: dict[str, Any] = {}
     for key, value in table.items():
         reader = FILE_KEYS.get(key)
         if reader is None:
@@ -251,29 +254,94 @@ def apply_table(settings: Settings, table: dict[str, Any], source: str) -> None:
             attribute, parsed = reader(value)
         except ConfigError as error:
             raise ConfigError(f"{source}: {error}") from None
-        setattr(settings, attribute, parsed)
+        values[attribute] = parsed
     for key in ("select", "ignore", "extend_select"):
-        validate_selectors(f"{source}: {key.replace('_', '-')}", getattr(settings, key) or [])
+        validate_selectors(f"{source}: {key.replace('_', '-')}", values.get(key) or [])
     for key in ("per_file_ignores", "per_layer_ignores"):
-        for codes in getattr(settings, key).values():
+        for codes in values.get(key, {}).values():
             validate_selectors(f"{source}: {key.replace('_', '-')}", codes)
+    return values
 
 
 def load_settings(config: str | None = None, isolated: bool = False,
                   start: str | None = None) -> Settings:
     """Defaults, then the configuration file (unless isolated)."""
-    settings = Settings()
     if isolated:
-        return settings
+        return Settings()
     path = config or find_config(start or os.getcwd())
     if path is None:
-        return settings
+        return Settings()
     if config is not None and not os.path.isfile(config):
         raise ConfigError(f"configuration file {config} does not exist")
     table = table_of(path)
     if table is None:
         raise ConfigError(f"{path} has no [tool.gradlint] table")
-    settings.config_path = os.path.abspath(path)
-    settings.root = os.path.dirname(settings.config_path)
-    apply_table(settings, table, os.path.relpath(path))
-    return settings
+    config_path = os.path.abspath(path)
+    return Settings(config_path=config_path, root=os.path.dirname(config_path),
+                    **table_values(table, os.path.relpath(path)))
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """What the command line said about settings; None (or empty) where it said nothing."""
+
+    select: tuple[str, ...] = ()
+    extend_select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    extend_exclude: tuple[str, ...] = ()
+    respect_gitignore: bool | None = None
+    fail_on: str | None = None
+    no_weights: bool = False
+    baseline: str | None = None
+    probe: bool | None = None
+    unsafe_load: bool = False
+    custom_objects: tuple[str, ...] = ()
+    probe_batch: int | None = None
+    probe_seeds: int | None = None
+    verbose: bool = False
+    timeout: float | None = None
+    max_memory_mb: int | None = None
+    allow_ambiguous_format: bool = False
+    debug: bool = False
+
+
+def resolve(config: str | None, isolated: bool, command_line: CommandLine) -> Settings:
+    """The settings of a run: defaults, the configuration file, then the command line, which
+    wins. Lists on the command line extend the file's (`--extend-select`, `--ignore`,
+    `--extend-exclude`, `--custom-objects`); `--select` and `--exclude` replace them, and, as
+    in ruff, a `--select` starts the selection afresh, so the file's ignore and
+    extend-select no longer apply."""
+    settings = load_settings(config, isolated)
+    line = command_line
+    changes: dict[str, Any] = {}
+    if line.select:
+        changes.update(select=list(line.select), ignore=[], extend_select=[])
+    if line.extend_select:
+        changes["extend_select"] = changes.get("extend_select", settings.extend_select) + \
+            list(line.extend_select)
+    if line.ignore:
+        changes["ignore"] = changes.get("ignore", settings.ignore) + list(line.ignore)
+    if line.exclude:
+        changes["exclude"] = list(line.exclude)
+    if line.extend_exclude:
+        changes["extend_exclude"] = settings.extend_exclude + list(line.extend_exclude)
+    if line.custom_objects:
+        changes["custom_objects"] = settings.custom_objects + list(line.custom_objects)
+    for name in ("respect_gitignore", "fail_on", "probe", "probe_batch", "probe_seeds"):
+        if getattr(line, name) is not None:
+            changes[name] = getattr(line, name)
+    for name in ("unsafe_load", "verbose", "allow_ambiguous_format", "debug"):
+        if getattr(line, name):
+            changes[name] = True
+    if line.no_weights:
+        changes["read_weights"] = False
+    if line.baseline:
+        changes["baseline"] = os.path.abspath(line.baseline)
+    limits = {name: getattr(line, name) for name in ("timeout", "max_memory_mb")
+              if getattr(line, name) is not None}
+    if limits:
+        changes["limits"] = settings.limits.with_values(limits)
+    for key in ("select", "extend_select", "ignore"):
+        validate_selectors(f"--{key.replace('_', '-')}", changes.get(key) or [])
+    return replace(settings, **changes)

@@ -352,3 +352,27 @@ def test_bad_configuration_in_the_real_process(project):
     assert "unknown-key" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_settings_are_resolved_once_and_never_changed(tmp_path):
+    """One immutable settings object per run: the command line's values are merged in
+    `config.resolve`, and linting never changes the settings its caller passed."""
+    import dataclasses
+
+    import gradlint
+    from gradlint.config import CommandLine, Settings, resolve
+
+    (tmp_path / "gradlint.toml").write_text('select = ["GL1"]\nignore = ["GL101"]\n'
+                                            "[limits]\ntimeout = 30\n")
+    settings = resolve(str(tmp_path / "gradlint.toml"), False,
+                       CommandLine(extend_select=("GL2",), timeout=5.0, no_weights=True))
+    assert settings.select == ["GL1"] and settings.ignore == ["GL101"]
+    assert settings.extend_select == ["GL2"] and not settings.read_weights
+    assert settings.limits.timeout == 5.0  # the command line wins over [limits]
+    fresh = resolve(str(tmp_path / "gradlint.toml"), False, CommandLine(select=("GL3",)))
+    assert fresh.select == ["GL3"] and fresh.ignore == [] and fresh.limits.timeout == 30
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.probe = True
+    mine = Settings()
+    gradlint.lint(str(tmp_path / "missing.keras"), settings=mine, select=["GL1"], weights=False)
+    assert mine == Settings()
