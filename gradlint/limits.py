@@ -12,8 +12,8 @@ measurement behind it:
 - `max_memory_mb`: 2,048 MB of address space per file. VGG16 (553 MB, one 411 MB kernel)
   peaks at 67 MB resident and the 10,000-layer chain at 219 MB; numpy and h5py alone map
   150 MB.
-- `max_config_mb`: 64 MB of model configuration. ResNet50's `config.json` is 0.18 MB, the
-  10,000-layer chain's 11 MB.
+- `max_config_mb`: 64 MB of model configuration. ResNet50's `config.json` is 0.17 MB, a
+  1,000-layer chain's 0.53 MB.
 - `max_inflate_ratio`: 100. Keras stores archive members and weights uncompressed (ratio 1);
   float weights deflate to about 0.9 of their size. Past `inflate_floor_mb` (16 MB), data
   that claims to expand more than 100-fold is a decompression bomb.
