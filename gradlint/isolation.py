@@ -27,7 +27,6 @@ import selectors
 import signal
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -62,21 +61,28 @@ def can_isolate() -> bool:
     return hasattr(os, "fork") and thread_count() == 1
 
 
-def _die_with_parent(parent: int) -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
+def _prctl():
+    """Linux's prctl, looked up in the parent: importing ctypes in every child would cost
+    milliseconds each."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
 
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with_parent(parent: int, prctl) -> None:
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
 
 
 def _limit_resources(timeout: float, memory_bytes: int | None) -> None:
-    import resource
+    import resource  # POSIX only, like fork; imported by now in any process that forks
 
     if memory_bytes:
         try:
@@ -94,12 +100,12 @@ def _limit_resources(timeout: float, memory_bytes: int | None) -> None:
             pass
 
 
-def _child(work: Callable[[], Any], write_end: int, parent: int, timeout: float,
+def _child(work: Callable[[], Any], write_end: int, parent: int, prctl, timeout: float,
            memory_bytes: int | None) -> None:
     """Runs in the child: never returns."""
     status = 0
     try:
-        _die_with_parent(parent)
+        _die_with_parent(parent, prctl)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _limit_resources(timeout, memory_bytes)
@@ -108,6 +114,8 @@ def _child(work: Callable[[], Any], write_end: int, parent: int, timeout: float,
         except MemoryError:
             message = ("memory", "")
         except BaseException as error:  # everything goes back to the parent as text
+            import traceback
+
             message = ("exception", f"{type(error).__name__}: {error}\n"
                                     f"{traceback.format_exc()}")
         try:
@@ -175,8 +183,11 @@ def run_isolated(works: Iterable[Callable[[], Any]], *, jobs: int, timeout: floa
     pending.reverse()
     outcomes: dict[int, Outcome] = {}
     running: dict[int, _Running] = {}
+    import resource  # noqa: F401  (for the children: imported once, here)
+
     selector = selectors.DefaultSelector()
     parent = os.getpid()
+    prctl = _prctl()
     try:
         while pending or running:
             while pending and len(running) < max(1, jobs):
@@ -190,7 +201,7 @@ def run_isolated(works: Iterable[Callable[[], Any]], *, jobs: int, timeout: floa
                 pid = os.fork()
                 if pid == 0:
                     os.close(read_end)
-                    _child(work, write_end, parent, timeout, memory_bytes)
+                    _child(work, write_end, parent, prctl, timeout, memory_bytes)
                 os.close(write_end)
                 entry = _Running(index, pid, read_end, time.monotonic() + timeout, [])
                 running[read_end] = entry

@@ -167,6 +167,18 @@ def test_virtual_dataset(good, tmp_path, canaries):
     assert watch.drain() == []
 
 
+@pytest.mark.parametrize("link", ["soft", "cycle"])
+def test_soft_links_and_cycles_in_the_weights(good, tmp_path, link):
+    def edit(handle):
+        if link == "soft":
+            handle["layers/elsewhere"] = h5py.SoftLink("/layers")
+        else:
+            handle["layers/dense/vars/loop"] = handle["layers/dense"]
+
+    path = _with_weights(good, tmp_path / f"{link}.keras", edit)
+    _refused(path, good, "is a soft link" if link == "soft" else "is linked again as")
+
+
 # Files that are not what their name says.
 
 def test_polyglot_zip_and_hdf5(good, good_h5, tmp_path):

@@ -1,10 +1,12 @@
 """Opening an HDF5 file (a legacy `.h5` model, or the weights inside a `.keras` archive) so that
 reading it touches the file and nothing else, and costs no more than the file is worth.
 
-Before anything is read, one pass over the file's metadata refuses:
+When the file opens, one pass over its links (HDF5's own traversal, which follows none of
+them) refuses links other than hard links, since an external link opens another file and a
+soft link can point anywhere (Keras writes neither), and a group linked twice, which makes a
+cycle. Then each dataset is checked just before it is read (`ReadBudget.check`), which
+refuses:
 
-- links other than hard links: an external link opens another file, a soft link can point
-  anywhere (Keras writes neither), and a group linked twice makes a cycle;
 - datasets whose values live elsewhere: external raw storage and virtual datasets read other
   files (`/etc/passwd`, `/dev/zero`);
 - filters HDF5 does not build in (an unknown filter makes HDF5 search its plugin path for a
@@ -69,15 +71,29 @@ def _element_count(shape: tuple) -> int:
 
 def _check_links(handle: h5py.File) -> None:
     bad: list[str] = []
+    by_address: dict[int, bytes] = {}
+    again: list[tuple[bytes, bytes]] = []
 
-    def visit(name: bytes, info) -> None:
-        if info.type != h5py.h5l.TYPE_HARD and not bad:
-            bad.append(f"'{_name(name)}' is {LINK_KINDS.get(info.type, 'a user-defined link')}")
+    def visit(name: bytes, info) -> None:  # no h5py calls in here: HDF5 is mid-traversal
+        if bad:
+            return
+        if info.type != h5py.h5l.TYPE_HARD:
+            bad.append(f"the HDF5 data has a link to outside itself ('{_name(name)}' is "
+                       f"{LINK_KINDS.get(info.type, 'a user-defined link')}); a model file "
+                       "must be self-contained, so gradlint does not follow it")
+            return
+        first = by_address.setdefault(info.u, name)
+        if first != name:
+            again.append((first, name))
 
     handle.id.links.visit(visit, info=True)
     if bad:
-        raise ModelReadError(f"the HDF5 data has a link to outside itself ({bad[0]}); a model "
-                             "file must be self-contained, so gradlint does not follow it")
+        raise ModelReadError(bad[0])
+    for first, name in again:  # a dataset linked twice is only read twice; a group loops
+        if isinstance(h5py.h5o.open(handle.id, name), h5py.h5g.GroupID):
+            raise ModelReadError(f"the group '{_name(first)}' is linked again as "
+                                 f"'{_name(name)}' (a cycle or a shared subtree, which Keras "
+                                 "never writes); refused")
 
 
 def check_dataset(dataset_id, name: str, limits: Limits, data_size: int) -> int:
@@ -121,36 +137,33 @@ def check_dataset(dataset_id, name: str, limits: Limits, data_size: int) -> int:
     return logical
 
 
-def _check_objects(handle: h5py.File, limits: Limits, data_size: int) -> None:
-    problems: list[str] = []
-    total = [0]
+class ReadBudget:
+    """The datasets of one HDF5 file, checked one by one before each is read: each must pass
+    `check_dataset`, and together they may declare at most what `Limits.max_inflate_ratio`
+    allows for the file's size."""
 
-    def visit(name: bytes, info) -> None:
-        if problems:
-            return
-        if info.type == h5py.h5o.TYPE_GROUP and info.rc > 1:
-            problems.append(f"the group '{_name(name)}' is linked {info.rc} times (a cycle "
-                            "or a shared subtree, which Keras never writes); refused")
-        elif info.type == h5py.h5o.TYPE_DATASET:
-            try:
-                total[0] += check_dataset(h5py.h5d.open(handle.id, name), _name(name), limits,
-                                          data_size)
-            except ModelReadError as error:
-                problems.append(str(error))
+    def __init__(self, limits: Limits, data_size: int):
+        self.limits = limits
+        self.data_size = data_size
+        self.declared = 0
 
-    h5py.h5o.visit(handle.id, visit, info=True)
-    if problems:
-        raise ModelReadError(problems[0])
-    if total[0] > limits.inflated_bytes_allowed(data_size):
-        raise ModelReadError(f"the datasets declare {total[0] / MB:.0f} MB of values in "
-                             f"{data_size / MB:.2f} MB of file; refused "
-                             "(limits.max-inflate-ratio)")
+    def check(self, dataset: h5py.Dataset) -> None:
+        try:
+            name = dataset.name or "?"
+        except (ValueError, RuntimeError):
+            name = "?"
+        self.declared += check_dataset(dataset.id, name.lstrip("/"), self.limits,
+                                       self.data_size)
+        if self.declared > self.limits.inflated_bytes_allowed(self.data_size):
+            raise ModelReadError(f"the datasets declare {self.declared / MB:.0f} MB of values "
+                                 f"in {self.data_size / MB:.2f} MB of file; refused "
+                                 "(limits.max-inflate-ratio)")
 
 
 def open_checked(source: Any, limits: Limits, data_size: int, scan: bool = True) -> h5py.File:
-    """Open `source` (a path or a file object) read-only after checking every link and
-    dataset in it (unless not `scan`: for reading the root's attributes only); raises
-    `ModelReadError` for a file that reads outside itself or declares more than it holds."""
+    """Open `source` (a path or a file object) read-only after checking every link in it
+    (unless not `scan`: for reading the root's attributes only); raises `ModelReadError` for
+    a file that links outside itself. Datasets are checked as they are read (`ReadBudget`)."""
     try:
         handle = h5py.File(source, "r")
     except OSError as error:
@@ -159,7 +172,6 @@ def open_checked(source: Any, limits: Limits, data_size: int, scan: bool = True)
         return handle
     try:
         _check_links(handle)
-        _check_objects(handle, limits, data_size)
     except ModelReadError:
         handle.close()
         raise

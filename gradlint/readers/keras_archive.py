@@ -103,7 +103,7 @@ def _attach_weights(path: str, info: zipfile.ZipInfo, graph: ModelGraph, config:
                     keras2: bool, limits: Limits) -> None:
     import tempfile
 
-    from gradlint.readers.hdf5 import open_checked
+    from gradlint.readers.hdf5 import ReadBudget, open_checked
     from gradlint.readers.weights import (ArchiveMember, attach_archive_weights,
                                           detach_archive_weights)
 
@@ -121,10 +121,11 @@ def _attach_weights(path: str, info: zipfile.ZipInfo, graph: ModelGraph, config:
         with handle, open_checked(handle, limits, data_size) as weights:
             if weights.userblock_size:
                 raw = None
+            budget = ReadBudget(limits, data_size)
             if graph.graph_stored:
-                attach_archive_weights(graph, weights, config, keras2, raw)
+                attach_archive_weights(graph, weights, config, keras2, raw, budget)
             else:
-                detach_archive_weights(graph, weights, raw)
+                detach_archive_weights(graph, weights, raw, budget)
     except (OSError, KeyError, ValueError, RuntimeError, TypeError, zipfile.BadZipFile,
             EOFError, NotImplementedError) as error:
         raise ModelReadError(f"{WEIGHTS_MEMBER} inside the archive could not be read "

@@ -4,17 +4,27 @@ Handles Keras 3 and Keras 2 configurations: Functional and Sequential models, ne
 (flattened into path names such as ``encoder/dense_1``), shared layers called several times,
 several inputs and outputs, wrappers and custom layers. Nothing is deserialized: the
 configuration is only read as data.
+
+The configuration is data from anywhere, so the values the graph and the estimate compute
+with are checked as they are read: a size, stride, shape or parameter that no Keras could
+have saved (`layer_catalog.check_config`, `activations.activation_of_layer`) and a
+malformed layer reference raise `ModelReadError` naming the layer and the key, which the
+engine reports as GL001. An initializer parameter that is not a finite number only leaves
+that layer unsized in the initializer estimate, with a note on the graph.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
 from gradlint import activations, initializers
 from gradlint.errors import ModelReadError
 from gradlint.graph import Layer, ModelGraph, Node, TrainingConfig
-from gradlint.layer_catalog import MODEL_CLASSES, kind_of, output_shape
+from gradlint.layer_catalog import (MAX_SIZE, MODEL_CLASSES, WEIGHTED_KINDS, ConfigValueError,
+                                    bounded, check_config, kind_of, output_shape, shape_value,
+                                    shown, whole)
 
 KERAS_MODULE_PREFIXES = ("keras", "tf_keras", "tensorflow")
 
@@ -79,11 +89,17 @@ def _is_custom(entry: dict) -> bool:
     return False
 
 
-def make_layer(entry: dict, path: str) -> Layer:
-    """Describe one serialized layer (never instantiating it)."""
+def make_layer(entry: dict, path: str, notes: list[str] | None = None) -> Layer:
+    """Describe one serialized layer (never instantiating it). Raises `ModelReadError` for a
+    configuration value the graph or the estimate cannot use; initializers that are not
+    usable are noted in `notes`."""
     class_name = str(entry.get("class_name", "?"))
     config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
     kind = kind_of(class_name, config)
+    try:
+        check_config(class_name, kind, config)
+    except ConfigValueError as error:
+        raise ModelReadError(f"layer '{path}': {error}") from None
     custom = kind == "unknown" or _is_custom(entry)
     layer = Layer(path=path, class_name=class_name, kind=kind, config=config, custom=custom,
                   module=entry.get("module"))
@@ -93,47 +109,111 @@ def make_layer(entry: dict, path: str) -> Layer:
     elif class_name == "RNN":
         inner_entry = config.get("cell")
         if isinstance(inner_entry, dict) and inner_entry.get("class_name") == "StackedRNNCells":
-            cells = (inner_entry.get("config") or {}).get("cells") or []
-            inner_entry = cells[-1] if cells else None
+            stacked = inner_entry.get("config")
+            cells = stacked.get("cells") if isinstance(stacked, dict) else None
+            inner_entry = cells[-1] if isinstance(cells, list) and cells else None
     if isinstance(inner_entry, dict):
         inner_config = inner_entry.get("config") if isinstance(inner_entry.get("config"), dict) else {}
-        layer.inner = make_layer(inner_entry, f"{path}/{inner_config.get('name', 'layer')}")
+        # A wrapped layer's initializers are noted where the estimate reads them: on the
+        # TimeDistributed's inner layer, on the Bidirectional or RNN itself.
+        layer.inner = make_layer(inner_entry, f"{path}/{inner_config.get('name', 'layer')}",
+                                 notes if class_name == "TimeDistributed" else None)
     describing = layer.inner if layer.inner is not None and class_name != "TimeDistributed" else None
     source = describing.config if describing is not None else config
-    if kind == "activation":
-        layer.activation = activations.activation_of_layer(class_name, config) or \
-            activations.normalize(config.get("activation"))
-    elif kind == "wrapper" and layer.inner is not None:
-        layer.activation = layer.inner.activation
-        layer.kernel_initializer = layer.inner.kernel_initializer
-        layer.bias_initializer = layer.inner.bias_initializer
-    elif "activation" in source or kind in ("dense", "conv", "conv_transpose", "depthwise",
-                                            "separable", "recurrent"):
-        layer.activation = activations.normalize(source.get("activation"))
+    try:
+        if kind == "activation":
+            layer.activation = activations.activation_of_layer(class_name, config) or \
+                activations.normalize(config.get("activation"))
+        elif kind == "wrapper" and layer.inner is not None:
+            layer.activation = layer.inner.activation
+            layer.kernel_initializer = layer.inner.kernel_initializer
+            layer.bias_initializer = layer.inner.bias_initializer
+        elif "activation" in source or kind in ("dense", "conv", "conv_transpose", "depthwise",
+                                                "separable", "recurrent"):
+            layer.activation = activations.normalize(source.get("activation"))
+    except ConfigValueError as error:
+        where = "" if kind == "activation" else "in its 'activation', "
+        raise ModelReadError(f"layer '{path}': {where}{error}") from None
     if kind != "wrapper":
         layer.kernel_initializer = initializers.parse(
             source.get("kernel_initializer") or source.get("depthwise_initializer")
             or source.get("embeddings_initializer"))
+        kernel_key = next((key for key in ("kernel_initializer", "depthwise_initializer",
+                                           "embeddings_initializer") if source.get(key)),
+                          "kernel_initializer")
         layer.bias_initializer = initializers.parse(source.get("bias_initializer"))
+        if notes is not None:
+            _note_initializers(layer, kind, source, kernel_key, notes)
     return layer
 
 
-def _keras3_refs(value: Any, refs: list, shapes: list, key: str | None = None) -> None:
+def _note_initializers(layer: Layer, kind: str, source: dict, kernel_key: str,
+                       notes: list[str]) -> None:
+    """Note the initializers the estimate reads whose parameters are not usable."""
+    checked = []
+    if kind in WEIGHTED_KINDS:
+        checked += [(kernel_key, layer.kernel_initializer, "passes the signal through this layer"),
+                    ("bias_initializer", layer.bias_initializer, "takes the bias as zero")]
+    if kind == "separable":
+        checked.append(("pointwise_initializer",
+                        initializers.parse(source.get("pointwise_initializer")),
+                        "passes the signal through this layer"))
+    if kind == "normalization":
+        checked += [("gamma_initializer", initializers.parse(source.get("gamma_initializer")),
+                     "takes gamma as one"),
+                    ("beta_initializer", initializers.parse(source.get("beta_initializer")),
+                     "takes beta as zero")]
+    for key, initializer, effect in checked:
+        if initializer is not None and initializer.problem:
+            notes.append(f"layer '{layer.path}': its {key} {initializer.name} is not usable "
+                         f"({initializer.problem}); the estimate from the initializers "
+                         f"{effect}")
+
+
+def _keras3_refs(value: Any, refs: list, shapes: list, layer: str) -> None:
     if isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__":
-            tensor_config = value.get("config") or {}
+            tensor_config = value.get("config")
+            if tensor_config is None:
+                tensor_config = {}
+            if not isinstance(tensor_config, dict):
+                raise ModelReadError(f"layer '{layer}': an input tensor in 'inbound_nodes' has "
+                                     f"a 'config' that is not an object (got "
+                                     f"{shown(tensor_config)})")
             history = tensor_config.get("keras_history")
             if isinstance(history, (list, tuple)) and len(history) >= 3:
-                refs.append((str(history[0]), int(history[1]), int(history[2])))
+                refs.append(_reference(layer, history, "keras_history"))
                 shape = tensor_config.get("shape")
-                shapes.append(tuple(shape) if isinstance(shape, list) else None)
+                if isinstance(shape, list):
+                    try:
+                        shapes.append(shape_value("shape", shape))
+                    except ConfigValueError as error:
+                        raise ModelReadError(f"layer '{layer}': its input from "
+                                             f"'{refs[-1][0]}' has {error}") from None
+                elif shape is None or isinstance(shape, tuple):
+                    shapes.append(None)
+                else:
+                    raise ModelReadError(f"layer '{layer}': its input from '{refs[-1][0]}' has "
+                                         f"a 'shape' that is not a list (got {shown(shape)})")
             return
         for sub_key, item in value.items():
             if sub_key != "mask":
-                _keras3_refs(item, refs, shapes, sub_key)
+                _keras3_refs(item, refs, shapes, layer)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            _keras3_refs(item, refs, shapes, key)
+            _keras3_refs(item, refs, shapes, layer)
+
+
+def _reference(layer: str, history: Any, key: str) -> tuple[str, int, int]:
+    """(layer name, node index, tensor index) from a `keras_history` or a Keras 2 inbound
+    entry; `ModelReadError` when the indexes are not whole numbers from 0."""
+    node_index, tensor_index = whole(history[1]), whole(history[2])
+    if node_index is None or tensor_index is None or not 0 <= node_index <= MAX_SIZE \
+            or not 0 <= tensor_index <= MAX_SIZE:
+        raise ModelReadError(f"layer '{layer}': an input's '{key}' must be [layer name, node "
+                             f"index, tensor index] with whole-number indexes (got "
+                             f"{shown(list(history))})")
+    return str(history[0]), node_index, tensor_index
 
 
 def _is_keras2_ref(value: Any) -> bool:
@@ -158,31 +238,52 @@ def _keras2_refs(node: Any, refs: list) -> None:
                 _keras2_refs(item, refs)
 
 
-def parse_inbound_node(node: Any) -> tuple[list[tuple[str, int, int]], list[tuple | None]]:
-    """The tensors one call reads: (layer name, node index, tensor index), and their shapes
-    where the file records them (Keras 3 only)."""
+def parse_inbound_node(node: Any, layer: str = "?") -> tuple[list[tuple[str, int, int]],
+                                                              list[tuple | None]]:
+    """The tensors one call of `layer` reads: (layer name, node index, tensor index), and
+    their shapes where the file records them (Keras 3 only)."""
     refs: list[tuple[str, int, int]] = []
     shapes: list[tuple | None] = []
     if isinstance(node, dict) and ("args" in node or "kwargs" in node):
-        _keras3_refs(node.get("args", []), refs, shapes)
-        _keras3_refs(node.get("kwargs", {}), refs, shapes)
+        _keras3_refs(node.get("args", []), refs, shapes, layer)
+        _keras3_refs(node.get("kwargs", {}), refs, shapes, layer)
         return refs, shapes
     _keras2_refs(node, refs)
+    for ref in refs:
+        if ref[1] < 0 or ref[2] < 0:
+            raise ModelReadError(f"layer '{layer}': an entry of its 'inbound_nodes' has a "
+                                 f"negative index (got {shown(list(ref))})")
     return refs, [None] * len(refs)
 
 
-def _endpoint_list(value: Any) -> list[tuple[str, int, int]]:
+def _endpoint_list(value: Any, prefix: str = "", key: str = "output_layers"
+                   ) -> list[tuple[str, int, int]]:
     """`input_layers` / `output_layers`: a list of [name, node, tensor], or just one."""
     if _is_keras2_ref(value):
+        if value[1] < 0 or value[2] < 0:
+            raise ModelReadError(f"{_where(prefix)}: an entry of its '{key}' has a negative "
+                                 f"index (got {shown(list(value))})")
         return [(value[0], value[1], value[2])]
     result = []
     if isinstance(value, (list, tuple)):
         for item in value:
-            result.extend(_endpoint_list(item))
+            result.extend(_endpoint_list(item, prefix, key))
     elif isinstance(value, dict):
         for item in value.values():
-            result.extend(_endpoint_list(item))
+            result.extend(_endpoint_list(item, prefix, key))
     return result
+
+
+def _where(prefix: str) -> str:
+    """The model a message is about: the whole model, or the nested one at `prefix`."""
+    return f"the nested model '{prefix.rstrip('/')}'" if prefix else "the model"
+
+
+def _layer_list(config: dict, prefix: str) -> list:
+    layers = config.get("layers", [])
+    if not isinstance(layers, list):
+        raise ModelReadError(f"{_where(prefix)}: 'layers' must be a list (got {shown(layers)})")
+    return layers
 
 
 class _GraphBuilder:
@@ -196,7 +297,7 @@ class _GraphBuilder:
 
     def layer(self, entry: dict, path: str) -> Layer:
         if path not in self.layers:
-            self.layers[path] = make_layer(entry, path)
+            self.layers[path] = make_layer(entry, path, self.graph.notes)
         return self.layers[path]
 
     def new_node(self, layer: Layer, inputs: list[int], input_shapes: list[tuple | None]) -> int:
@@ -208,7 +309,7 @@ class _GraphBuilder:
         return node.id
 
     def _input_node(self, entry: dict, path: str, shape: Any = None) -> int:
-        layer = make_layer(entry, path)
+        layer = make_layer(entry, path, self.graph.notes)
         if shape is not None and not layer.config.get("batch_shape"):
             layer.config = dict(layer.config, batch_shape=list(shape))
         node_id = self.new_node(layer, [], [])
@@ -217,7 +318,7 @@ class _GraphBuilder:
 
     def add_sequential(self, entry: dict, prefix: str, inputs: list[int] | None) -> list[int]:
         config = _normalized(entry)["config"]
-        layer_entries = [item for item in config.get("layers", []) if isinstance(item, dict)]
+        layer_entries = [item for item in _layer_list(config, prefix) if isinstance(item, dict)]
         current: int | None = inputs[0] if inputs else None
         for index, item in enumerate(layer_entries):
             item_config = item.get("config") if isinstance(item.get("config"), dict) else {}
@@ -228,8 +329,17 @@ class _GraphBuilder:
                     current = self._input_node(item, path)
                 continue
             if current is None:
-                shape = (item_config.get("batch_input_shape") or item_config.get("batch_shape")
-                         or config.get("build_input_shape"))
+                shape = None
+                for source, key in ((item_config, "batch_input_shape"),
+                                    (item_config, "batch_shape"), (config, "build_input_shape")):
+                    if source.get(key):
+                        shape = source[key]
+                        try:
+                            shape_value(key, shape)
+                        except ConfigValueError as error:
+                            where = f"layer '{path}'" if source is item_config else _where(prefix)
+                            raise ModelReadError(f"{where}: {error}") from None
+                        break
                 current = self._input_node(
                     {"class_name": "InputLayer", "config": {"name": "input"}}, prefix + "input",
                     shape=shape)
@@ -249,7 +359,7 @@ class _GraphBuilder:
 
     def add_functional(self, entry: dict, prefix: str, inputs: list[int] | None) -> list[int]:
         config = _normalized(entry)["config"]
-        layer_entries = [item for item in config.get("layers", []) if isinstance(item, dict)]
+        layer_entries = [item for item in _layer_list(config, prefix) if isinstance(item, dict)]
         by_name: dict[str, dict] = {}
         for item in layer_entries:
             item_config = item.get("config") if isinstance(item.get("config"), dict) else {}
@@ -257,7 +367,7 @@ class _GraphBuilder:
             by_name[layer_name] = item
         # (layer name, node index) -> the graph node ids of that call's output tensors.
         produced: dict[tuple[str, int], list[int]] = {}
-        input_refs = _endpoint_list(config.get("input_layers"))
+        input_refs = _endpoint_list(config.get("input_layers"), prefix, "input_layers")
         for position, (layer_name, node_index, _) in enumerate(input_refs):
             item = by_name.get(layer_name)
             if item is None:
@@ -274,17 +384,23 @@ class _GraphBuilder:
             progressed = False
             for layer_name, item in pending:
                 calls = item.get("inbound_nodes") or []
+                if not isinstance(calls, list):
+                    raise ModelReadError(f"layer '{prefix}{layer_name}': 'inbound_nodes' must be "
+                                         f"a list (got {shown(calls)})")
                 done = True
                 for call_index, inbound in enumerate(calls):
                     if (layer_name, call_index + offsets[layer_name]) in produced:
                         continue
-                    refs, shapes = parse_inbound_node(inbound)
+                    refs, shapes = parse_inbound_node(inbound, prefix + layer_name)
                     sources = []
                     for ref_name, ref_node, ref_tensor in refs:
                         outputs = produced.get((ref_name, ref_node))
                         if outputs is None:
                             sources = None
                             break
+                        if not outputs:
+                            raise ModelReadError(f"layer '{prefix}{layer_name}' reads the output "
+                                                 f"of '{prefix}{ref_name}', which has none")
                         sources.append(outputs[min(ref_tensor, len(outputs) - 1)])
                     if sources is None:
                         done = False
@@ -304,9 +420,10 @@ class _GraphBuilder:
                                      f"(stuck at: {names})")
             pending = still_pending
         outputs = []
-        for layer_name, node_index, tensor_index in _endpoint_list(config.get("output_layers")):
+        for layer_name, node_index, tensor_index in _endpoint_list(config.get("output_layers"),
+                                                                   prefix, "output_layers"):
             produced_ids = produced.get((layer_name, node_index))
-            if produced_ids is None:
+            if not produced_ids:
                 raise ModelReadError(f"output layer '{layer_name}' is not produced by the graph")
             outputs.append(produced_ids[min(tensor_index, len(produced_ids) - 1)])
         return outputs
@@ -318,7 +435,7 @@ class _GraphBuilder:
             return 0
         if item.get("class_name") != "Sequential":
             return 1
-        layers = (item.get("config") or {}).get("layers") or []
+        layers = _normalized(item)["config"].get("layers") or []
         if not layers or not isinstance(layers[0], dict):
             return 0
         first = layers[0]
@@ -353,15 +470,16 @@ def complete_shapes(graph: ModelGraph) -> None:
             inner = (layer.inner.class_name, layer.inner.kind, layer.inner.config)
         class_name = layer.class_name
         kind = layer.kind
-        if kind == "wrapper" and layer.inner is not None and input_shapes and input_shapes[0]:
-            shape = input_shapes[0]
-            inner_out = output_shape(layer.inner.class_name, layer.inner.kind, layer.inner.config,
-                                     [(shape[0],) + shape[2:]])
-            node.output_shape = shape[:2] + inner_out[1:] if inner_out else None
-            continue
         try:
+            if kind == "wrapper" and layer.inner is not None and input_shapes and input_shapes[0]:
+                shape = input_shapes[0]
+                inner_out = output_shape(layer.inner.class_name, layer.inner.kind,
+                                         layer.inner.config, [(shape[0],) + shape[2:]])
+                node.output_shape = bounded(shape[:2] + inner_out[1:]) if inner_out else None
+                continue
             node.output_shape = output_shape(class_name, kind, layer.config, input_shapes, inner)
-        except (TypeError, ValueError, KeyError, IndexError):
+        except (TypeError, ValueError, KeyError, IndexError, ArithmeticError):
+            # A value `check_config` lets through but the shape cannot use: unknown.
             node.output_shape = None
 
 
@@ -370,25 +488,43 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _float(value: Any) -> float | None:
+    """A saved rate or clipping value as a float: None for NaN or what is not a number,
+    +-inf for what is beyond the float range (a JSON integer can be any size)."""
+    if not _is_number(value):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number
+
+
 def _learning_rate(value: Any) -> tuple[float | None, str | None]:
     if _is_number(value):
-        return float(value), None
+        return _float(value), None
     if isinstance(value, dict):
         schedule = str(value.get("class_name", "schedule"))
-        config = value.get("config") or {}
+        config = value.get("config")
+        if not isinstance(config, dict):
+            config = {}
         candidates = [config.get(key) for key in ("initial_learning_rate", "warmup_target",
                                                    "maximal_learning_rate", "learning_rate")]
         values = config.get("values")
         if isinstance(values, list):
             candidates.extend(values)
-        rates = [float(c) for c in candidates if _is_number(c)]
+        rates = [rate for rate in map(_float, candidates) if rate is not None]
         return (max(rates) if rates else None), schedule
     return None, None
 
 
 def parse_training(optimizer: Any, loss: Any) -> TrainingConfig | None:
     """The optimizer and loss from a compile configuration (Keras 3 `compile_config`,
-    tf-keras's, or a legacy `training_config`'s `optimizer_config`)."""
+    tf-keras's, or a legacy `training_config`'s `optimizer_config`). A learning rate that is
+    NaN is left unknown; a clipping value that is NaN or infinite clips nothing, so it is
+    left out."""
     if optimizer is None and loss is None:
         return None
     training = TrainingConfig(loss=loss)
@@ -407,7 +543,7 @@ def parse_training(optimizer: Any, loss: Any) -> TrainingConfig | None:
             rate = config.get("learning_rate", config.get("lr"))
             training.learning_rate, training.learning_rate_schedule = _learning_rate(rate)
             for key in ("clipnorm", "clipvalue", "global_clipnorm"):
-                value = config.get(key)
-                if _is_number(value):
-                    setattr(training, key, float(value))
+                value = _float(config.get(key))
+                if value is not None and math.isfinite(value):
+                    setattr(training, key, value)
     return training

@@ -47,10 +47,11 @@ def _attribute_json(handle, name: str, limits: Limits) -> object:
 def read(path: str, *, read_weights: bool = True, limits: Limits = DEFAULT_LIMITS) -> ModelGraph:
     import os
 
-    from gradlint.readers.hdf5 import attribute_bytes, open_checked
+    from gradlint.readers.hdf5 import ReadBudget, attribute_bytes, open_checked
 
+    size = os.path.getsize(path)
     # Without weights only the root's attributes are read: nothing to check beyond them.
-    handle = open_checked(path, limits, os.path.getsize(path), scan=read_weights)
+    handle = open_checked(path, limits, size, scan=read_weights)
     with handle:
         try:
             if "model_config" not in handle.attrs:
@@ -80,7 +81,8 @@ def read(path: str, *, read_weights: bool = True, limits: Limits = DEFAULT_LIMIT
                 # Raw data can be mapped straight from the file unless a user block shifts
                 # HDF5's addresses.
                 raw = (path, 0) if handle.userblock_size == 0 else None
-                attach_legacy_weights(graph, handle["model_weights"], raw)
+                attach_legacy_weights(graph, handle["model_weights"], raw,
+                                      ReadBudget(limits, size))
             except (OSError, KeyError, ValueError, RuntimeError, TypeError) as error:
                 raise ModelReadError(f"the stored weights could not be read ({error})") from None
     return graph

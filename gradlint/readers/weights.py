@@ -123,11 +123,22 @@ def _boxes(shape: tuple[int, ...], limit: int) -> Iterator[tuple]:
             yield prefix + (slice(start, start + step),)
 
 
-def tensor_stats(dataset: Any, role: str, raw: tuple[str, int] | None = None) -> WeightStats:
-    """Mean, standard deviation, zero fraction and finiteness of one HDF5 dataset, read in
-    chunks of about 2M values in the stored precision."""
+def _sum_of_squares(deviations: Any) -> float:
     import numpy as np
 
+    np.square(deviations, out=deviations)
+    return float(deviations.sum(dtype=np.float64))
+
+
+def tensor_stats(dataset: Any, role: str, raw: tuple[str, int] | None = None,
+                 budget: Any = None) -> WeightStats:
+    """Mean, standard deviation, zero fraction and finiteness of one HDF5 dataset, read in
+    chunks of about 2M values in the stored precision, once `budget` (a
+    `readers.hdf5.ReadBudget`) has checked it."""
+    import numpy as np
+
+    if budget is not None:
+        budget.check(dataset)
     shape = tuple(int(d) for d in dataset.shape)
     size = 1
     for extent in shape:
@@ -163,11 +174,13 @@ def tensor_stats(dataset: Any, role: str, raw: tuple[str, int] | None = None) ->
                 chunk_mean = float(values.sum()) / values.size
             # Deviations from the chunk's own mean keep float32 accurate (a constant kernel
             # gives exactly zero).
+            # Squared and summed by numpy's own loops, not BLAS's dot: a reading child
+            # forked after numpy started OpenBLAS's threads would pay 80 ms (ResNet50) to
+            # restart them.
             deviations = values - values.dtype.type(chunk_mean)
-            chunk_squares = float(np.dot(deviations, deviations))
+            chunk_squares = _sum_of_squares(deviations)
             if not np.isfinite(chunk_squares):  # float32 overflow of huge finite values
-                deviations = values.astype(np.float64) - chunk_mean
-                chunk_squares = float(np.dot(deviations, deviations))
+                chunk_squares = _sum_of_squares(values.astype(np.float64) - chunk_mean)
         chunk_count = values.size
         total = count + chunk_count
         delta = chunk_mean - mean
@@ -244,7 +257,7 @@ def snake_case(name: str, keras2: bool) -> str:
 
 
 def _assign(layers: list[Layer], datasets: list[tuple[str, Any]],
-            raw: tuple[str, int] | None = None) -> None:
+            raw: tuple[str, int] | None = None, budget: Any = None) -> None:
     if not layers:
         return
     layer = layers[0]
@@ -257,13 +270,14 @@ def _assign(layers: list[Layer], datasets: list[tuple[str, Any]],
         if not backward:
             forward_count += 1
         role = roles[position] if position < len(roles) else f"weight_{position}"
-        stats.append(tensor_stats(dataset, ("backward_" if backward else "") + role, raw))
+        stats.append(tensor_stats(dataset, ("backward_" if backward else "") + role, raw,
+                                  budget))
     for target in layers:
         target.weights = stats
 
 
 def detach_archive_weights(graph: ModelGraph, root: Any,
-                           raw: tuple[str, int] | None = None) -> None:
+                           raw: tuple[str, int] | None = None, budget: Any = None) -> None:
     """For a model whose graph is not stored: every ``vars`` group becomes a detached layer
     named by its place in the file, so its weights can still be checked."""
     import h5py
@@ -291,25 +305,25 @@ def detach_archive_weights(graph: ModelGraph, root: Any,
             if len(dataset.shape) >= 2:
                 role = "kernel" if kernels == 0 else f"kernel_{kernels}"
                 kernels += 1
-            stats.append(tensor_stats(dataset, role, raw))
+            stats.append(tensor_stats(dataset, role, raw, budget))
         layer.weights = stats
         graph.detached_layers.append(layer)
     graph.weights_read = True
 
 
 def attach_archive_weights(graph: ModelGraph, root: Any, model_config: dict, keras2: bool,
-                           raw: tuple[str, int] | None = None) -> None:
+                           raw: tuple[str, int] | None = None, budget: Any = None) -> None:
     """Keras 3 / tf-keras archive layout: ``layers/<class key>/vars/<n>``, nested models under
     ``layers/<key>/layers/...``. Layers are found by the ``name`` attribute Keras 3.6+ writes on
     each ``vars`` group, and by class order where it is missing."""
     by_path = _layers_by_path(graph)
-    _attach_container(root, model_config, "", by_path, keras2, raw)
+    _attach_container(root, model_config, "", by_path, keras2, raw, budget)
     graph.weights_read = True
 
 
 def _attach_container(group: Any, model_entry: dict, prefix: str,
                       by_path: dict[str, list[Layer]], keras2: bool,
-                      raw: tuple[str, int] | None = None) -> None:
+                      raw: tuple[str, int] | None = None, budget: Any = None) -> None:
     import h5py
 
     container = group.get("layers") if isinstance(group, h5py.Group) else None
@@ -339,13 +353,13 @@ def _attach_container(group: Any, model_entry: dict, prefix: str,
         if member is None:
             continue
         if isinstance(entry_config.get("layers"), list):
-            _attach_container(member, entry, f"{prefix}{name}/", by_path, keras2, raw)
+            _attach_container(member, entry, f"{prefix}{name}/", by_path, keras2, raw, budget)
             continue
-        _assign(by_path.get(prefix + name, []), _datasets_in_order(member), raw)
+        _assign(by_path.get(prefix + name, []), _datasets_in_order(member), raw, budget)
 
 
 def attach_legacy_weights(graph: ModelGraph, model_weights: Any,
-                          raw: tuple[str, int] | None = None) -> None:
+                          raw: tuple[str, int] | None = None, budget: Any = None) -> None:
     """Legacy HDF5 layout: ``model_weights/<layer>/`` with a ``weight_names`` attribute whose
     entries name the datasets (``dense/kernel:0``); nested models list their inner layers'
     weights under the outer model's group."""
@@ -383,7 +397,7 @@ def attach_legacy_weights(graph: ModelGraph, model_weights: Any,
                 role = ROLE_ALIASES.get(role, role)
                 if "backward" in weight_name:
                     role = "backward_" + role
-                stats.append(tensor_stats(dataset, role, raw))
+                stats.append(tensor_stats(dataset, role, raw, budget))
             for layer in layers:
                 layer.weights = stats
     graph.weights_read = True
