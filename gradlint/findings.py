@@ -55,6 +55,15 @@ class Finding:
                    probe=data.get("probe"))
 
 
+def probe_suffix(probe: dict[str, Any] | None) -> str:
+    """How every format appends a finding's probe verdict to its message:
+    " (probe: confirmed; measured: ...)", or "" without a verdict."""
+    if not isinstance(probe, dict) or not probe.get("verdict"):
+        return ""
+    summary = probe.get("summary")
+    return f" (probe: {probe['verdict']}{'; ' + summary if summary else ''})"
+
+
 def severity_below(value: float, error_below: float, warning_below: float) -> str | None:
     """'error' or 'warning' when `value` falls under a threshold, else None."""
     if value < error_below:

@@ -16,6 +16,7 @@ shows it and the command stays on one line; in a property (file, title) it is sh
 
 from __future__ import annotations
 
+from gradlint.findings import probe_suffix
 from gradlint.renderers.report_data import (plural, probe_failure, report_dict,
                                             repository_path)
 from gradlint.safe_text import printable
@@ -49,10 +50,7 @@ def render(report, options) -> str:
             message = finding.get("message", "")
             if finding.get("layer"):
                 message = f"{finding['layer']}: {message}"
-            probe = finding.get("probe")
-            if isinstance(probe, dict) and probe.get("verdict"):
-                summary = probe.get("summary")
-                message += f" (probe: {probe['verdict']}{'; ' + summary if summary else ''})"
+            message += probe_suffix(finding.get("probe"))
             lines.append(annotation(finding.get("severity", "warning"), path, title, message))
         failure = probe_failure(file)
         if failure:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ElementTree
 from typing import Any
 
-from gradlint.findings import SEVERITY_RANK
+from gradlint.findings import SEVERITY_RANK, probe_suffix
 from gradlint.rules.unreadable_model import CODE as UNREADABLE
 from gradlint.renderers.report_data import (probe_failure, report_dict, repository_path,
                                             rule_doc)
@@ -52,11 +52,7 @@ def _line(finding: dict[str, Any]) -> str:
     location = f"{finding['layer']}: " if finding.get("layer") else ""
     text = f"{location}{finding.get('code', '')} [{finding.get('severity', '')}] " \
            f"{finding.get('message', '')}"
-    probe = finding.get("probe")
-    if isinstance(probe, dict) and probe.get("verdict"):
-        summary = probe.get("summary")
-        text += f" (probe: {probe['verdict']}{'; ' + summary if summary else ''})"
-    return text
+    return text + probe_suffix(finding.get("probe"))
 
 
 def _failing(severity: str | None, fail_on: str) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from gradlint import __version__
+from gradlint.findings import probe_suffix
 from gradlint.renderers.report_data import (all_rule_docs, fingerprint, probe_failure,
                                             report_dict, repository_path, rule_doc)
 from gradlint.safe_text import map_strings, path_bytes, printable, valid_unicode
@@ -59,11 +60,7 @@ def _message(finding: dict[str, Any]) -> str:
     message = finding.get("message") or finding.get("name") or finding.get("code", "")
     if layer:
         message = f"Layer '{layer}': {message}"
-    probe = finding.get("probe")
-    if isinstance(probe, dict) and probe.get("verdict"):
-        summary = probe.get("summary")
-        message += f" (probe: {probe['verdict']}{'; ' + summary if summary else ''})"
-    return printable(message)
+    return printable(message + probe_suffix(finding.get("probe")))
 
 
 def artifact_uri(path: str) -> str:

@@ -8,6 +8,7 @@ gradlint's own colours: nothing else writes to the terminal.
 
 from __future__ import annotations
 
+from gradlint.findings import probe_suffix
 from gradlint.safe_text import printable
 
 COLORS = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m"}
@@ -46,12 +47,9 @@ def finding_line(path: str, finding, color: bool = False) -> str:
     pieces = [_paint(location, BOLD, color), ": ", _paint(finding.code, BOLD, color), " ",
               _paint(f"[{finding.severity}]", COLORS.get(finding.severity, ""), color), " ",
               finding.message]
-    if finding.probe:
-        verdict = finding.probe.get("verdict")
-        detail = finding.probe.get("summary")
-        if verdict:
-            pieces.append(_paint(f" (probe: {verdict}{'; ' + detail if detail else ''})",
-                                 DIM, color))
+    suffix = probe_suffix(finding.probe)
+    if suffix:
+        pieces.append(_paint(suffix, DIM, color))
     return _line(*pieces)
 
 
