@@ -291,6 +291,30 @@ def _failed_outcome(path: str, outcome: Outcome, settings: Settings) -> FileResu
     return result
 
 
+# What a worker costs and what a file costs, measured on the 2-core benchmark machine
+# (bench/bench_jobs.py): starting a worker (forking, importing numpy, h5py and the rules)
+# about 0.25 s of CPU; a small file about 0.01 s without weights and 0.016 s with them;
+# weight statistics about 250 MB/s (ResNet50's 100 MB in 0.4 s).
+WORKER_START_SECONDS = 0.25
+FILE_SECONDS = 0.012
+WEIGHT_BYTES_PER_SECOND = 250e6
+
+
+def pool_size(work: list[tuple[str, bool]], settings: Settings, jobs: int) -> int:
+    """How many workers pay for themselves: one more only for each two starts' worth of
+    estimated work, so that a run of many small files is never slower in parallel."""
+    if jobs <= 1 or len(work) <= 1:
+        return 1
+    seconds = FILE_SECONDS * len(work)
+    if settings.read_weights:
+        for path, _ in work:
+            try:
+                seconds += os.path.getsize(path) / WEIGHT_BYTES_PER_SECOND
+            except OSError:
+                pass
+    return max(1, min(jobs, len(work), int(seconds / (2 * WORKER_START_SECONDS))))
+
+
 def _run_static(work: list[tuple[str, bool]], settings: Settings, jobs: int,
                 on_file: Callable[[int, int, str], None] | None):
     """(result, analysis, digest) per file: each in its own child process with the time
@@ -309,16 +333,8 @@ def _run_static(work: list[tuple[str, bool]], settings: Settings, jobs: int,
             report_progress(index)
         return outcomes
     limits = settings.limits
-    if settings.read_weights or any(not path.lower().endswith(".keras") for path, _ in work):
-        # Imported once here rather than once per child (0.18 s each).
-        import numpy  # noqa: F401
-
-        import gradlint.readers.hdf5  # noqa: F401
-    import gradlint.readers.keras_archive  # noqa: F401
-    import gradlint.readers.legacy_h5  # noqa: F401
-
     outcomes = run_isolated([_static_work(path, settings, searched) for path, searched in work],
-                            jobs=jobs, timeout=limits.timeout,
+                            jobs=pool_size(work, settings, jobs), timeout=limits.timeout,
                             memory_bytes=limits.max_memory_mb * (1 << 20),
                             on_done=report_progress)
     return [outcome.value if outcome.failure is None

@@ -1,17 +1,22 @@
-"""One file's work in a forked child process, with a time limit and a memory limit.
+"""Each file's work in a forked worker process, with a time limit and a memory limit.
 
 Reading a hostile file can spin inside h5py's C code, where no Python signal handler or
-exception reaches it; only ending the process stops it. So each file is read and analysed in
-a child forked from this process (about a millisecond: the child shares the parent's
-imported modules), which sends its result back through a pipe. The parent waits for each
-child until its deadline, then kills it.
+exception reaches it; only ending the process stops it. So files are read and analysed in
+worker processes forked from this one, which send each result back through a pipe; the
+parent gives each file a deadline and kills the worker that passes it (and starts another
+for the files still waiting).
 
-- No orphans: a child asks the kernel to kill it when its parent dies (Linux's
+- Workers are forked before the heavy imports (numpy, h5py, the rules): each imports what it
+  needs once and keeps it for every file it is given, so a run of many small files pays for
+  forking once per worker, not per file, and the pages a child writes are its own rather
+  than copies of the parent's.
+- No orphans: a worker asks the kernel to kill it when its parent dies (Linux's
   `PR_SET_PDEATHSIG`), exits at once if the parent is already gone, and carries a CPU-time
-  limit a little above the wall-time limit; the parent kills every child it still has when
-  it stops for any reason, Ctrl-C included.
-- Memory: the child's address space is capped (`RLIMIT_AS`), so an allocation past the cap
-  fails as `MemoryError` instead of taking the machine down.
+  limit a little above the wall-time limit for each file; the parent kills every worker it
+  still has when it stops for any reason, Ctrl-C included.
+- Memory: a worker's address space is capped (`RLIMIT_AS`), so an allocation past the cap
+  fails as `MemoryError` instead of taking the machine down. A worker whose file failed in
+  any way is replaced, so no file inherits another's state.
 - Forking a process that already runs other threads can deadlock the child on a lock one of
   them held, so a process with more than one thread (a notebook, a training script that
   imported TensorFlow) and one without `fork` (Windows) run the work in-process: the reader's
@@ -25,19 +30,23 @@ import os
 import pickle
 import selectors
 import signal
+import struct
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 CPU_GRACE_SECONDS = 5
 PR_SET_PDEATHSIG = 1
+HEADER = struct.Struct("<Q")  # each message: its length, then the pickled payload
+STOP = -1
 
 
 @dataclass
 class Outcome:
-    """What one child's work came to: its `value`, or why there is none (`failure` is
-    "timeout", "memory", "exception" or "crash", with `detail`)."""
+    """What one file's work came to: its `value`, or why there is none (`failure` is
+    "timeout", "memory", "exception" or "crash", with `detail`). `max_rss_kb` is the
+    worker's peak resident size when the work ended (an upper bound for this work)."""
 
     value: Any = None
     failure: str | None = None
@@ -56,14 +65,13 @@ def thread_count() -> int:
 
 
 def can_isolate() -> bool:
-    """Whether work can run in forked children here: `fork` exists and nothing but this
+    """Whether work can run in forked workers here: `fork` exists and nothing but this
     thread runs."""
     return hasattr(os, "fork") and thread_count() == 1
 
 
 def _prctl():
-    """Linux's prctl, looked up in the parent: importing ctypes in every child would cost
-    milliseconds each."""
+    """Linux's prctl, looked up in the parent once rather than in every worker."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -74,60 +82,84 @@ def _prctl():
         return None
 
 
-def _die_with_parent(parent: int, prctl) -> None:
-    if prctl is not None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
+def _write_all(descriptor: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view):]
 
 
-def _limit_resources(timeout: float, memory_bytes: int | None) -> None:
-    import resource  # POSIX only, like fork; imported by now in any process that forks
-
-    if memory_bytes:
-        try:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        except (ValueError, OSError):
-            pass
-    if timeout and timeout != float("inf"):
-        seconds = int(timeout) + CPU_GRACE_SECONDS
-        try:
-            soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
-            used = int(time.process_time())
-            if hard == resource.RLIM_INFINITY or used + seconds <= hard:
-                resource.setrlimit(resource.RLIMIT_CPU, (used + seconds, hard))
-        except (ValueError, OSError):
-            pass
+def _read_exactly(descriptor: int, size: int) -> bytes | None:
+    chunks, remaining = [], size
+    while remaining:
+        chunk = os.read(descriptor, remaining)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
-def _child(work: Callable[[], Any], write_end: int, parent: int, prctl, timeout: float,
-           memory_bytes: int | None) -> None:
-    """Runs in the child: never returns."""
+def _limit_cpu(timeout: float) -> None:
+    """This task's CPU time may not pass `timeout` plus a grace (a backstop for a worker
+    whose parent is gone: the wall-clock deadline is the parent's)."""
+    import resource
+
+    if not timeout or timeout == float("inf"):
+        return
+    used = time.process_time()
+    soft = int(used + timeout) + CPU_GRACE_SECONDS
+    try:
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        if hard == resource.RLIM_INFINITY or soft <= hard:
+            resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def _worker(works: Sequence[Callable[[], Any]], tasks: int, results: int, parent: int,
+            prctl, timeout: float, memory_bytes: int | None) -> None:
+    """Runs in the worker: takes task indices until told to stop; never returns."""
+    import resource
+
     status = 0
     try:
-        _die_with_parent(parent, prctl)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        _limit_resources(timeout, memory_bytes)
-        try:
-            message = ("value", work())
-        except MemoryError:
-            message = ("memory", "")
-        except BaseException as error:  # everything goes back to the parent as text
-            import traceback
+        if memory_bytes:
+            try:
+                resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+            except (ValueError, OSError):
+                pass
+        while True:
+            raw = _read_exactly(tasks, 8)
+            if raw is None:
+                break
+            index = struct.unpack("<q", raw)[0]
+            if index == STOP:
+                break
+            _limit_cpu(timeout)
+            try:
+                message = ("value", works[index]())
+            except MemoryError:
+                message = ("memory", "")
+            except BaseException as error:  # everything goes back to the parent as text
+                import traceback
 
-            message = ("exception", f"{type(error).__name__}: {error}\n"
-                                    f"{traceback.format_exc()}")
-        try:
-            payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        except MemoryError:
-            payload = pickle.dumps(("memory", ""))
-        except Exception as error:
-            payload = pickle.dumps(("exception", f"the result could not be sent back "
-                                                 f"({type(error).__name__}: {error})"))
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(write_end, view):]
+                message = ("exception", f"{type(error).__name__}: {error}\n"
+                                        f"{traceback.format_exc()}")
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            try:
+                payload = pickle.dumps((*message, rss), protocol=pickle.HIGHEST_PROTOCOL)
+            except MemoryError:
+                payload = pickle.dumps(("memory", "", rss))
+            except Exception as error:
+                payload = pickle.dumps(("exception", f"the result could not be sent back "
+                                                     f"({type(error).__name__}: {error})", rss))
+            _write_all(results, HEADER.pack(len(payload)) + payload)
     except BaseException:
         status = 1
     finally:
@@ -135,111 +167,165 @@ def _child(work: Callable[[], Any], write_end: int, parent: int, prctl, timeout:
 
 
 @dataclass
-class _Running:
-    index: int
+class _Worker:
     pid: int
-    read_end: int
-    deadline: float
-    chunks: list
+    tasks: int  # the parent writes task indices here
+    results: int  # and reads results here
+    index: int | None = None
+    deadline: float = 0.0
+    buffer: bytearray = field(default_factory=bytearray)
 
 
-def _finish(running: _Running, killed: str | None) -> Outcome:
-    try:
-        _, status, usage = os.wait4(running.pid, 0)
-    except ChildProcessError:
-        status, usage = 0, None
-    os.close(running.read_end)
-    rss = usage.ru_maxrss if usage is not None else 0
-    if killed:
-        return Outcome(failure=killed, max_rss_kb=rss)
-    data = b"".join(running.chunks)
-    if not data:
-        if os.WIFSIGNALED(status):
-            number = os.WTERMSIG(status)
-            if number == getattr(signal, "SIGXCPU", None):
-                return Outcome(failure="timeout", max_rss_kb=rss)
-            name = signal.Signals(number).name if number in signal.Signals._value2member_map_ \
-                else str(number)
-            return Outcome(failure="crash", detail=f"killed by {name}", max_rss_kb=rss)
-        return Outcome(failure="crash", detail=f"exited with status {os.WEXITSTATUS(status)} "
-                                               "and no result", max_rss_kb=rss)
-    try:
-        kind, value = pickle.loads(data)
-    except Exception as error:
-        return Outcome(failure="crash", detail=f"sent an unreadable result ({error})",
-                       max_rss_kb=rss)
-    if kind == "value":
-        return Outcome(value=value, max_rss_kb=rss)
-    return Outcome(failure=kind, detail=value, max_rss_kb=rss)
+class _Pool:
+    def __init__(self, works, timeout, memory_bytes):
+        self.works = works
+        self.timeout = timeout
+        self.memory_bytes = memory_bytes
+        self.parent = os.getpid()
+        self.prctl = _prctl()
+        self.selector = selectors.DefaultSelector()
+        self.workers: dict[int, _Worker] = {}  # by result descriptor
+
+    def start(self) -> _Worker:
+        import resource  # noqa: F401  (for the workers: imported once, here)
+
+        task_read, task_write = os.pipe()
+        result_read, result_write = os.pipe()
+        for stream in (sys.stdout, sys.stderr):  # or the worker repeats their buffers
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        pid = os.fork()
+        if pid == 0:
+            os.close(task_write)
+            os.close(result_read)
+            for other in self.workers.values():
+                os.close(other.tasks)
+                os.close(other.results)
+            _worker(self.works, task_read, result_write, self.parent, self.prctl,
+                    self.timeout, self.memory_bytes)
+        os.close(task_read)
+        os.close(result_write)
+        worker = _Worker(pid, task_write, result_read)
+        self.workers[result_read] = worker
+        self.selector.register(result_read, selectors.EVENT_READ, worker)
+        return worker
+
+    def give(self, worker: _Worker, index: int) -> None:
+        worker.index = index
+        worker.deadline = time.monotonic() + self.timeout
+        os.write(worker.tasks, struct.pack("<q", index))
+
+    def retire(self, worker: _Worker, kill: bool) -> int:
+        """End a worker; returns its peak resident size in KB."""
+        if kill:
+            try:
+                os.kill(worker.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        else:
+            try:
+                os.write(worker.tasks, struct.pack("<q", STOP))
+            except OSError:
+                pass
+        self.selector.unregister(worker.results)
+        del self.workers[worker.results]
+        os.close(worker.tasks)
+        os.close(worker.results)
+        try:
+            _, status, usage = os.wait4(worker.pid, 0)
+        except ChildProcessError:
+            return 0
+        worker.status = status
+        return usage.ru_maxrss
+
+    def close(self) -> None:
+        for worker in list(self.workers.values()):
+            self.retire(worker, kill=True)
+        self.selector.close()
 
 
-def run_isolated(works: Iterable[Callable[[], Any]], *, jobs: int, timeout: float,
+def _message(worker: _Worker) -> tuple | None:
+    """A complete message from the worker's buffer, if one has arrived."""
+    if len(worker.buffer) < HEADER.size:
+        return None
+    (size,) = HEADER.unpack_from(worker.buffer)
+    if len(worker.buffer) < HEADER.size + size:
+        return None
+    payload = bytes(worker.buffer[HEADER.size:HEADER.size + size])
+    del worker.buffer[:HEADER.size + size]
+    return pickle.loads(payload)
+
+
+def _crash(status: int | None) -> Outcome:
+    if status is not None and os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        if number == getattr(signal, "SIGXCPU", None):
+            return Outcome(failure="timeout")
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = str(number)
+        return Outcome(failure="crash", detail=f"killed by {name}")
+    code = os.WEXITSTATUS(status) if status is not None else "?"
+    return Outcome(failure="crash", detail=f"exited with status {code} and no result")
+
+
+def run_isolated(works: Sequence[Callable[[], Any]], *, jobs: int, timeout: float,
                  memory_bytes: int | None,
                  on_done: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
-    """Run each zero-argument callable in its own child, at most `jobs` at a time, and
-    return their outcomes in the order given. `on_done(index, outcome)` is called as each
-    one finishes."""
-    pending = list(enumerate(works))
+    """Run each zero-argument callable in a worker process, at most `jobs` workers at a
+    time, each callable with its own deadline of `timeout` seconds, and return their
+    outcomes in the order given. `on_done(index, outcome)` is called as each one finishes."""
+    works = list(works)
+    pending = list(range(len(works)))
     pending.reverse()
     outcomes: dict[int, Outcome] = {}
-    running: dict[int, _Running] = {}
-    import resource  # noqa: F401  (for the children: imported once, here)
+    pool = _Pool(works, timeout, memory_bytes)
 
-    selector = selectors.DefaultSelector()
-    parent = os.getpid()
-    prctl = _prctl()
+    def finish(index: int, outcome: Outcome) -> None:
+        outcomes[index] = outcome
+        if on_done:
+            on_done(index, outcome)
+
     try:
-        while pending or running:
-            while pending and len(running) < max(1, jobs):
-                index, work = pending.pop()
-                read_end, write_end = os.pipe()
-                for stream in (sys.stdout, sys.stderr):  # or the child repeats their buffers
-                    try:
-                        stream.flush()
-                    except (OSError, ValueError, AttributeError):
-                        pass
-                pid = os.fork()
-                if pid == 0:
-                    os.close(read_end)
-                    _child(work, write_end, parent, prctl, timeout, memory_bytes)
-                os.close(write_end)
-                entry = _Running(index, pid, read_end, time.monotonic() + timeout, [])
-                running[read_end] = entry
-                selector.register(read_end, selectors.EVENT_READ, entry)
-            wait = min(entry.deadline for entry in running.values()) - time.monotonic()
-            for key, _ in selector.select(max(0.0, wait)):
-                entry = key.data
-                chunk = os.read(entry.read_end, 1 << 20)
-                if chunk:
-                    entry.chunks.append(chunk)
+        while pending or any(w.index is not None for w in pool.workers.values()):
+            idle = [w for w in pool.workers.values() if w.index is None]
+            while pending and (idle or len(pool.workers) < max(1, jobs)):
+                worker = idle.pop() if idle else pool.start()
+                pool.give(worker, pending.pop())
+            busy = [w for w in pool.workers.values() if w.index is not None]
+            wait = min(w.deadline for w in busy) - time.monotonic()
+            for key, _ in pool.selector.select(max(0.0, wait)):
+                worker = key.data
+                if worker.index is None:
                     continue
-                selector.unregister(entry.read_end)
-                del running[entry.read_end]
-                outcomes[entry.index] = _finish(entry, None)
-                if on_done:
-                    on_done(entry.index, outcomes[entry.index])
+                chunk = os.read(worker.results, 1 << 20)
+                if not chunk:  # the worker died mid-task
+                    index = worker.index
+                    pool.retire(worker, kill=True)
+                    finish(index, _crash(getattr(worker, "status", None)))
+                    continue
+                worker.buffer.extend(chunk)
+                message = _message(worker)
+                if message is None:
+                    continue
+                kind, value, rss = message
+                index, worker.index = worker.index, None
+                if kind == "value":
+                    finish(index, Outcome(value=value, max_rss_kb=rss))
+                else:  # a failed file leaves nothing behind for the next one
+                    pool.retire(worker, kill=True)
+                    finish(index, Outcome(failure=kind, detail=value, max_rss_kb=rss))
             now = time.monotonic()
-            for entry in [e for e in running.values() if e.deadline <= now]:
-                _kill(entry.pid)
-                selector.unregister(entry.read_end)
-                del running[entry.read_end]
-                outcomes[entry.index] = _finish(entry, "timeout")
-                if on_done:
-                    on_done(entry.index, outcomes[entry.index])
+            for worker in [w for w in pool.workers.values()
+                           if w.index is not None and w.deadline <= now]:
+                index = worker.index
+                rss = pool.retire(worker, kill=True)
+                finish(index, Outcome(failure="timeout", max_rss_kb=rss))
+        for worker in list(pool.workers.values()):
+            pool.retire(worker, kill=False)
     finally:
-        for entry in running.values():
-            _kill(entry.pid)
-            try:
-                os.waitpid(entry.pid, 0)
-            except ChildProcessError:
-                pass
-            os.close(entry.read_end)
-        selector.close()
-    return [outcomes[index] for index in range(len(outcomes))]
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        pool.close()
+    return [outcomes[index] for index in range(len(works))]

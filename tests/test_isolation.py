@@ -113,3 +113,20 @@ def test_the_command_line_reports_a_file_over_the_time_limit(tmp_path):
     files = json.loads(completed.stdout)["files"]
     assert [entry["error"]["code"] for entry in files] == ["GL001", "GL001"]
     assert all("time limit of 0.001 s" in entry["error"]["message"] for entry in files)
+
+
+def test_workers_are_reused_and_replaced_after_a_failure():
+    """Files share a worker (forked once, imports kept), but a file that failed leaves
+    nothing behind: the next one gets a fresh worker."""
+    outcomes = _run("""
+        import json, os
+        from gradlint.isolation import run_isolated
+
+        works = [os.getpid, os.getpid, lambda: 1 / 0, os.getpid, os.getpid]
+        found = run_isolated(works, jobs=1, timeout=10, memory_bytes=None)
+        print(json.dumps([[o.value, o.failure] for o in found]))
+    """)
+    first, second, failed, third, fourth = outcomes
+    assert first[0] == second[0] != os.getpid()
+    assert failed[1] == "exception"
+    assert third[0] == fourth[0] and third[0] != first[0]
