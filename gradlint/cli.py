@@ -161,6 +161,8 @@ def main() -> None:
 @click.option("--allow-ambiguous-format", is_flag=True, default=None,
               help="Read a file whose name's extension disagrees with its bytes, or that is "
                    "both a zip and an HDF5 file (read as the zip).")
+@click.option("--fail-on-no-models", is_flag=True,
+              help="A searched directory without models is an error (exit 2), not a warning.")
 @click.option("--debug", is_flag=True,
               help="Show the traceback of any internal error on standard error.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
@@ -173,7 +175,7 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
           isolated, show_settings, quiet, report_file=None, baseline_file=None,
           create_baseline=None, probe=None, unsafe_load=False, custom_objects=(),
           probe_batch=None, probe_seeds=None, verbose=False, timeout=None, max_memory=None,
-          allow_ambiguous_format=None, debug=False):
+          allow_ambiguous_format=None, debug=False, fail_on_no_models=False):
     """Lint model files and directories (*.keras, *.h5, *.hdf5)."""
     from gradlint.config import CommandLine, ConfigError, resolve
     from gradlint.rule_registry import select as select_rules
@@ -186,7 +188,7 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
         unsafe_load=unsafe_load, custom_objects=tuple(_split(custom_objects)),
         probe_batch=probe_batch, probe_seeds=probe_seeds, verbose=verbose, timeout=timeout,
         max_memory_mb=max_memory, allow_ambiguous_format=bool(allow_ambiguous_format),
-        debug=debug)
+        debug=debug, fail_on_no_models=fail_on_no_models)
     try:
         settings = resolve(config_file, isolated, command_line)
     except ConfigError as error:
@@ -223,6 +225,11 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
                             statistics=statistics, fail_on=settings.fail_on,
                             rules=[rule.code for rule in select_rules(
                                 settings.select, settings.ignore, settings.extend_select)])
+    if not quiet:
+        from gradlint.safe_text import printable
+
+        for warning in report.warnings:
+            _echo(f"gradlint: warning: {printable(warning)}\n", err=True)
     output = _render_guarded(output_format, report, options, settings)
     if settings.debug:
         for result in report.files:

@@ -57,6 +57,8 @@ class Settings:
     limits: Limits = DEFAULT_LIMITS
     allow_ambiguous_format: bool = False
     debug: bool = False
+    # A searched directory without models: a warning (as ruff does), or GL001 and exit 2.
+    fail_on_no_models: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -239,6 +241,7 @@ FILE_KEYS = {
     "limits": lambda v: ("limits", _limits_table(v)),
     "allow-ambiguous-format": lambda v: ("allow_ambiguous_format",
                                          _boolean("allow-ambiguous-format", v)),
+    "fail-on-no-models": lambda v: ("fail_on_no_models", _boolean("fail-on-no-models", v)),
 }
 
 
@@ -304,6 +307,7 @@ class CommandLine:
     max_memory_mb: int | None = None
     allow_ambiguous_format: bool = False
     debug: bool = False
+    fail_on_no_models: bool = False
 
 
 def resolve(config: str | None, isolated: bool, command_line: CommandLine) -> Settings:
@@ -331,7 +335,8 @@ def resolve(config: str | None, isolated: bool, command_line: CommandLine) -> Se
     for name in ("respect_gitignore", "fail_on", "probe", "probe_batch", "probe_seeds"):
         if getattr(line, name) is not None:
             changes[name] = getattr(line, name)
-    for name in ("unsafe_load", "verbose", "allow_ambiguous_format", "debug"):
+    for name in ("unsafe_load", "verbose", "allow_ambiguous_format", "debug",
+                 "fail_on_no_models"):
         if getattr(line, name):
             changes[name] = True
     if line.no_weights:

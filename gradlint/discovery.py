@@ -23,6 +23,7 @@ class Discovery:
     searched_in: dict[str, str] = field(default_factory=dict)  # found file -> its directory
     skipped: list[str] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)
+    without_models: list[str] = field(default_factory=list)  # searched, nothing found
 
     @property
     def files(self) -> list[str]:
@@ -221,8 +222,7 @@ def discover(paths: list[str], *, exclude: list[str], root: str,
                     continue
                 found_here.append(full)
         if not found_here:
-            result.missing.append((path, "no model files (*.keras, *.h5, *.hdf5) found in "
-                                         "this directory"))
+            result.without_models.append(path)
         result.found.extend(found_here)
         result.searched_in.update((file, path) for file in found_here)
     return result

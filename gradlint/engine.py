@@ -371,11 +371,18 @@ def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
         report.files.append(_unreadable(path, reason, settings))
     directories_with_models = {found.searched_in[path] for path, searched in work
                                if searched and results[path] is not None}
-    for directory in dict.fromkeys(found.searched_in.values()):
-        if directory not in directories_with_models:
-            report.files.append(_unreadable(
-                directory, "no Keras model in this directory: the HDF5 files found hold no "
-                           "model configuration", settings))
+    empty = [(directory, "no model files (*.keras, *.h5, *.hdf5) found in this directory")
+             for directory in found.without_models]
+    empty += [(directory, "no Keras model in this directory: the HDF5 files found hold no "
+                          "model configuration")
+              for directory in dict.fromkeys(found.searched_in.values())
+              if directory not in directories_with_models]
+    for directory, reason in empty:
+        # As ruff does: a repository without models yet is not a failure, unless asked.
+        if settings.fail_on_no_models:
+            report.files.append(_unreadable(directory, reason, settings))
+        else:
+            report.warnings.append(f"{directory}: {reason}")
     return report
 
 

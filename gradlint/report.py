@@ -86,6 +86,8 @@ class Report:
 
     files: list[FileResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # What the run could not do but that fails nothing (a searched directory without models).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:
@@ -115,6 +117,7 @@ class Report:
         return {
             "version": JSON_VERSION,
             "files": [result.to_dict() for result in self.files],
+            "warnings": list(self.warnings),
             "summary": self.summary(),
         }
 

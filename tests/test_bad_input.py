@@ -172,13 +172,6 @@ def make_text(tmp, good, good_h5):
     return path
 
 
-def make_empty_directory(tmp, good, good_h5):
-    path = tmp / "no_models"
-    path.mkdir()
-    (path / "README.txt").write_text("nothing here\n")
-    return path
-
-
 def make_missing(tmp, good, good_h5):
     return tmp / "does_not_exist.keras"
 
@@ -208,7 +201,6 @@ CASES = {
     "truncated HDF5": (make_truncated_h5, r"HDF5|read"),
     "empty file": (make_empty, r"empty"),
     "text file": (make_text, r"not a Keras model|not supported|unsupported"),
-    "directory without models": (make_empty_directory, r"no model files"),
     "nonexistent path": (make_missing, r"no such file"),
     "SavedModel directory": (make_saved_model, r"SavedModel.*(not supported|unsupported)"),
 }
@@ -340,23 +332,41 @@ def test_directory_skips_weights_and_data_files(tmp_path, good, keras3_weights_f
 
 
 def test_directory_with_only_weights_files_has_no_models(tmp_path, keras3_weights_file):
+    """As ruff does: a repository without models yet warns and passes, unless asked."""
     folder = tmp_path / "only_weights"
     folder.mkdir()
     shutil.copyfile(keras3_weights_file, folder / "good.weights.h5")
     result = _cli(folder)
-    assert result.exit_code == 2
-    assert f"{folder}: GL001 [error]" in result.stdout
+    assert result.exit_code == 0, result.output
+    assert f"gradlint: warning: {folder}: no model files" in result.stderr
+    strict = _cli(folder, "--fail-on-no-models")
+    assert strict.exit_code == 2
+    assert f"{folder}: GL001 [error] no model files" in strict.stdout
 
 
 def test_directory_with_only_a_data_file_has_no_models(tmp_path, bad_inputs):
     """A directory whose only HDF5 file holds data is a directory without models: the data
-    file is skipped with a note, and the directory is reported, not silently passed."""
+    file is skipped with a note, and the directory gets a warning, not silence."""
     folder = tmp_path / "only_data"
     folder.mkdir()
     shutil.copyfile(bad_inputs["HDF5 data file"], folder / "measurements.h5")
     result = _cli(folder)
-    assert result.exit_code == 2, result.stdout
-    assert "GL001" in result.stdout
+    assert result.exit_code == 0, result.stdout
+    assert f"gradlint: warning: {folder}: no Keras model in this directory" in result.stderr
+    assert "measurements.h5: not a Keras model file, skipped" in result.stdout
+    assert _cli(folder, "--fail-on-no-models").exit_code == 2
+
+
+def test_empty_directory_warns_and_passes(tmp_path, good):
+    folder = tmp_path / "no_models"
+    folder.mkdir()
+    result = run_gradlint("--isolated", "--output-format", "json", folder, good)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["warnings"] == [f"{folder}: no model files (*.keras, *.h5, *.hdf5) found "
+                                  "in this directory"]
+    assert f"gradlint: warning: {folder}: no model files" in result.stderr
+    assert [entry["path"] for entry in report["files"]] == [str(good)]
 
 
 def test_broken_model_found_in_a_directory_is_an_error(tmp_path, good, bad_inputs):
