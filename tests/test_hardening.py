@@ -202,10 +202,17 @@ def test_extension_that_names_the_other_format(good, good_h5, tmp_path):
     assert completed.returncode == 0 and files[str(path)]["error"] is None
 
 
-def test_git_lfs_pointer(good, tmp_path):
-    path = tmp_path / "model.keras"
+@pytest.mark.parametrize("name", ["model.keras", "model.h5"])
+def test_git_lfs_pointer(good, tmp_path, name):
+    """Named or found in a directory, a pointer is a model nobody checked: GL001."""
+    folder = tmp_path / "repository"
+    folder.mkdir()
+    path = folder / name
     path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n")
-    _refused(path, good, "a Git LFS pointer")
+    _refused(path, good, "a Git LFS pointer, not the model itself: run `git lfs pull`")
+    completed, files = _lint(folder)
+    assert completed.returncode == 2
+    assert "run `git lfs pull`" in files[str(path)]["error"]["message"]
 
 
 # Special files: nothing may block or read without end.

@@ -76,7 +76,9 @@ def detect_format(path: str, *, allow_ambiguous: bool = False) -> str:
         is_zip = head.startswith(ZIP_SIGNATURE)
         hdf5_at = _hdf5_offset(handle, info.st_size)
     if head.startswith(LFS_POINTER):
-        raise UnsupportedFormat("a Git LFS pointer, not the model itself: run `git lfs pull`")
+        # Not UnsupportedFormat: a searched-for pointer is a model nobody checked, not a
+        # data file to skip.
+        raise ModelReadError("a Git LFS pointer, not the model itself: run `git lfs pull`")
     if is_zip and hdf5_at is not None and not allow_ambiguous:
         raise ModelReadError(
             f"the file is both a zip archive and an HDF5 file (its HDF5 data starts at byte "
