@@ -27,6 +27,15 @@ class DefaultCommandGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h",
                                                                     "--version"):
+            first = args[0]
+            if not first.startswith("-") and not os.path.exists(first) and \
+                    os.sep not in first and "." not in first:
+                from gradlint.suggestions import did_you_mean
+
+                hint = did_you_mean(first, self.commands, cutoff=0.6)
+                if hint:  # `gradlint chek models`: a mistyped command, not a missing file
+                    raise click.UsageError(f"no command and no file named '{first}'{hint}",
+                                           ctx)
             args = ["check", *args]
         return super().parse_args(ctx, args)
 

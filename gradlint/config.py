@@ -16,6 +16,7 @@ from typing import Any
 
 from gradlint.findings import FAIL_LEVELS, SEVERITIES
 from gradlint.limits import DEFAULT_LIMITS, LIMIT_KEYS, Limits
+from gradlint.suggestions import did_you_mean
 
 CONFIG_FILES = ("gradlint.toml", "pyproject.toml")
 DEFAULT_EXCLUDE = (".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "__pycache__",
@@ -151,8 +152,8 @@ def _limits_table(value: Any) -> Limits:
     for key, number in value.items():
         attribute = LIMIT_KEYS.get(key)
         if attribute is None:
-            raise ConfigError(f"'limits.{key}': no such limit (limits: "
-                              f"{', '.join(LIMIT_KEYS)})")
+            raise ConfigError(f"'limits.{key}': no such limit{did_you_mean(key, LIMIT_KEYS)} "
+                              f"(limits: {', '.join(LIMIT_KEYS)})")
         values[attribute] = limit_value(f"limits.{key}", attribute, number)
     return DEFAULT_LIMITS.with_values(values)
 
@@ -189,7 +190,12 @@ def _rule_table(value: Any) -> dict[str, dict[str, Any]]:
     for selector, options in value.items():
         rule = find_rule(selector)
         if rule is None:
-            raise ConfigError(f"'rules.{selector}': no rule has that code or name")
+            from gradlint.rule_registry import all_rules
+
+            known = [word for known_rule in all_rules()
+                     for word in (known_rule.code, known_rule.name, *known_rule.aliases)]
+            raise ConfigError(f"'rules.{selector}': no rule has that code or name"
+                              f"{did_you_mean(selector, known)}")
         if not isinstance(options, dict):
             raise ConfigError(f"'rules.{selector}' must be a table of options")
         checked: dict[str, Any] = {}
@@ -200,7 +206,8 @@ def _rule_table(value: Any) -> dict[str, dict[str, Any]]:
                 continue
             if name not in rule.options:
                 known = ", ".join(["severity", *rule.options]) or "severity"
-                raise ConfigError(f"'{where}': {rule.code} has no option '{name}' "
+                raise ConfigError(f"'{where}': {rule.code} has no option '{name}'"
+                                  f"{did_you_mean(name, ['severity', *rule.options])} "
                                   f"(options: {known})")
             default = rule.options[name]
             if isinstance(default, bool):
@@ -251,8 +258,8 @@ def table_values(table: dict[str, Any], source: str) -> dict[str, Any]:
     for key, value in table.items():
         reader = FILE_KEYS.get(key)
         if reader is None:
-            raise ConfigError(f"{source}: unknown key '{key}' (known keys: "
-                              f"{', '.join(sorted(FILE_KEYS))})")
+            raise ConfigError(f"{source}: unknown key '{key}'{did_you_mean(key, FILE_KEYS)} "
+                              f"(known keys: {', '.join(sorted(FILE_KEYS))})")
         try:
             attribute, parsed = reader(value)
         except ConfigError as error:

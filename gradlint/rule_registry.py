@@ -130,8 +130,12 @@ def matching(selector: str) -> list[Rule]:
              or wanted.lower() == rule.name or wanted in rule.aliases
              or wanted.lower() in rule.groups]
     if not rules:
-        raise SelectionError(f"'{selector}' names no rule, code prefix, alias or group "
-                             "(see 'gradlint rules')")
+        from gradlint.suggestions import did_you_mean
+
+        known = [word for rule in all_rules()
+                 for word in (rule.code, rule.name, *rule.aliases, *rule.groups)]
+        raise SelectionError(f"'{selector}' names no rule, code prefix, alias or group"
+                             f"{did_you_mean(wanted, known)} (see 'gradlint rules')")
     return rules
 
 

@@ -438,3 +438,33 @@ def test_show_settings_defaults(models):
     assert sorted(settings["selected_rules"]) == sorted(r.code for r in all_rules())
     assert settings["fail_on"] == "error"
     assert settings["config_path"] is None
+
+
+@pytest.mark.parametrize("arguments, expected", [
+    (["chek", "models"], "no command and no file named 'chek'; did you mean 'check'?"),
+    (["--select", "GL1O1", "x.keras"], "'GL1O1' names no rule, code prefix, alias or group; "
+                                       "did you mean 'GL101'?"),
+    (["--ignore", "saturating-activaton-chain", "x.keras"],
+     "did you mean 'saturating-activation-chain'?"),
+])
+def test_did_you_mean_on_the_command_line(tmp_path, arguments, expected):
+    completed = run_gradlint("--isolated", *arguments, cwd=tmp_path) if arguments[0] != "chek" \
+        else run_gradlint(*arguments, cwd=tmp_path)
+    assert completed.returncode == 2
+    assert expected in completed.stderr
+
+
+@pytest.mark.parametrize("table, expected", [
+    ('ignroe = ["GL101"]\n', "unknown key 'ignroe'; did you mean 'ignore'?"),
+    ('[rules.saturating-activaton-chain]\nseverity = "info"\n',
+     "'rules.saturating-activaton-chain': no rule has that code or name; did you mean "
+     "'saturating-activation-chain'?"),
+    ('[rules.GL101]\nwarning-belw = 0.1\n', "has no option 'warning-belw'; did you mean "
+                                            "'warning-below'?"),
+    ('[limits]\ntimout = 5\n', "'limits.timout': no such limit; did you mean 'timeout'?"),
+])
+def test_did_you_mean_in_the_configuration(tmp_path, table, expected):
+    (tmp_path / "gradlint.toml").write_text(table)
+    completed = run_gradlint("x.keras", cwd=tmp_path)
+    assert completed.returncode == 2
+    assert expected in completed.stderr
