@@ -177,7 +177,9 @@ def main() -> None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="Configuration file (gradlint.toml, or pyproject.toml with [tool.gradlint]).")
 @click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
-@click.option("--show-settings", is_flag=True, help="Print the resolved settings and exit.")
+@click.option("--show-settings", is_flag=True,
+              help="Print the resolved settings under the keys a configuration file takes, "
+                   "with every rule option's value, and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only: no notes, no summary.")
 def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect_gitignore, jobs,
           output_format, output_file, fail_on, exit_zero, statistics, no_weights, config_file,
@@ -211,10 +213,12 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
     if not paths and not show_settings:
         raise click.UsageError("Missing argument 'PATHS...': name model files or directories.")
     if show_settings:
-        data = settings.to_dict()
-        data["selected_rules"] = [rule.code for rule in select_rules(
-            settings.select, settings.ignore, settings.extend_select)]
-        click.echo(json.dumps(data, indent=2, default=str))
+        # "settings" holds exactly what a configuration file may set, under its keys.
+        data = {"config-file": settings.config_path,
+                "selected-rules": [rule.code for rule in select_rules(
+                    settings.select, settings.ignore, settings.extend_select)],
+                "settings": settings.as_configuration()}
+        _echo(json.dumps(data, indent=2, default=str) + "\n")
         return
 
     from gradlint.engine import lint_paths

@@ -66,6 +66,23 @@ class Settings:
         data["limits"] = self.limits.to_dict()
         return data
 
+    def as_configuration(self) -> dict[str, Any]:
+        """These settings under exactly the keys a configuration file takes, every rule's
+        options with their values (defaults included) and every limit."""
+        from gradlint.rule_registry import all_rules
+
+        data: dict[str, Any] = {}
+        for key, (attribute, _) in FILE_KEYS.items():
+            value = getattr(self, attribute)
+            if key == "rules":
+                value = {rule.code: {"severity": rule.severity, **rule.options,
+                                     **self.rules.get(rule.code, {})} for rule in all_rules()}
+            elif key == "limits":
+                value = {name: getattr(value, field_name)
+                         for name, field_name in LIMIT_KEYS.items()}
+            data[key] = value
+        return data
+
 
 def _load_toml(path: str) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
@@ -226,29 +243,28 @@ def _rule_table(value: Any) -> dict[str, dict[str, Any]]:
     return result
 
 
-# Every key the file accepts, with how it is read into Settings.
-FILE_KEYS = {
-    "select": lambda v: ("select", _string_list("select", v)),
-    "ignore": lambda v: ("ignore", _string_list("ignore", v)),
-    "extend-select": lambda v: ("extend_select", _string_list("extend-select", v)),
-    "fail-on": lambda v: ("fail_on", _choice("fail-on", v, FAIL_LEVELS)),
-    "per-file-ignores": lambda v: ("per_file_ignores", _glob_table("per-file-ignores", v)),
-    "per-layer-ignores": lambda v: ("per_layer_ignores", _glob_table("per-layer-ignores", v)),
-    "exclude": lambda v: ("exclude", _string_list("exclude", v)),
-    "extend-exclude": lambda v: ("extend_exclude", _string_list("extend-exclude", v)),
-    "respect-gitignore": lambda v: ("respect_gitignore", _boolean("respect-gitignore", v)),
-    "weights": lambda v: ("read_weights", _boolean("weights", v)),
-    "rules": lambda v: ("rules", _rule_table(v)),
-    "baseline": lambda v: ("baseline", _file_name("baseline", v)),
-    "probe": lambda v: ("probe", _boolean("probe", v)),
-    "probe-seeds": lambda v: ("probe_seeds", _positive_int("probe-seeds", v)),
-    "probe-batch": lambda v: ("probe_batch", _positive_int("probe-batch", v)),
-    "custom-objects": lambda v: ("custom_objects", _string_list("custom-objects", v)),
-    "unsafe-load": lambda v: ("unsafe_load", _boolean("unsafe-load", v)),
-    "limits": lambda v: ("limits", _limits_table(v)),
-    "allow-ambiguous-format": lambda v: ("allow_ambiguous_format",
-                                         _boolean("allow-ambiguous-format", v)),
-    "fail-on-no-models": lambda v: ("fail_on_no_models", _boolean("fail-on-no-models", v)),
+# Every key the file accepts: the Settings field it sets, and how its value is checked.
+FILE_KEYS: dict[str, tuple[str, Any]] = {
+    "select": ("select", _string_list),
+    "ignore": ("ignore", _string_list),
+    "extend-select": ("extend_select", _string_list),
+    "fail-on": ("fail_on", lambda key, v: _choice(key, v, FAIL_LEVELS)),
+    "per-file-ignores": ("per_file_ignores", _glob_table),
+    "per-layer-ignores": ("per_layer_ignores", _glob_table),
+    "exclude": ("exclude", _string_list),
+    "extend-exclude": ("extend_exclude", _string_list),
+    "respect-gitignore": ("respect_gitignore", _boolean),
+    "weights": ("read_weights", _boolean),
+    "rules": ("rules", lambda key, v: _rule_table(v)),
+    "baseline": ("baseline", _file_name),
+    "probe": ("probe", _boolean),
+    "probe-seeds": ("probe_seeds", _positive_int),
+    "probe-batch": ("probe_batch", _positive_int),
+    "custom-objects": ("custom_objects", _string_list),
+    "unsafe-load": ("unsafe_load", _boolean),
+    "limits": ("limits", lambda key, v: _limits_table(v)),
+    "allow-ambiguous-format": ("allow_ambiguous_format", _boolean),
+    "fail-on-no-models": ("fail_on_no_models", _boolean),
 }
 
 
@@ -256,15 +272,14 @@ def table_values(table: dict[str, Any], source: str) -> dict[str, Any]:
     """The Settings fields a configuration table sets, checked."""
     values: dict[str, Any] = {}
     for key, value in table.items():
-        reader = FILE_KEYS.get(key)
-        if reader is None:
+        if key not in FILE_KEYS:
             raise ConfigError(f"{source}: unknown key '{key}'{did_you_mean(key, FILE_KEYS)} "
                               f"(known keys: {', '.join(sorted(FILE_KEYS))})")
+        attribute, parse = FILE_KEYS[key]
         try:
-            attribute, parsed = reader(value)
+            values[attribute] = parse(key, value)
         except ConfigError as error:
             raise ConfigError(f"{source}: {error}") from None
-        values[attribute] = parsed
     for key in ("select", "ignore", "extend_select"):
         validate_selectors(f"{source}: {key.replace('_', '-')}", values.get(key) or [])
     for key in ("per_file_ignores", "per_layer_ignores"):

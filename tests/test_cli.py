@@ -422,22 +422,34 @@ def test_show_settings(models):
     result = cli("--show-settings", "--select", "GL1,GL4", "--ignore", "GL403",
                  "--fail-on", "warning", "--no-weights", models["error"])
     assert result.exit_code == 0
-    settings = json.loads(result.stdout)
+    shown = json.loads(result.stdout)
+    settings = shown["settings"]
     assert settings["select"] == ["GL1", "GL4"]
     assert settings["ignore"] == ["GL403"]
-    assert settings["fail_on"] == "warning"
-    assert settings["read_weights"] is False
+    assert settings["fail-on"] == "warning"
+    assert settings["weights"] is False
     expected = sorted(r.code for r in all_rules()
                       if r.code.startswith(("GL1", "GL4")) and r.code != "GL403")
-    assert sorted(settings["selected_rules"]) == expected
-    assert "GL101" not in result.stdout.replace('"GL101"', "")  # nothing was linted
+    assert sorted(shown["selected-rules"]) == expected
+    assert "GL101 [" not in result.stdout  # nothing was linted
 
 
-def test_show_settings_defaults(models):
-    settings = json.loads(cli("--show-settings", models["clean"]).stdout)
-    assert sorted(settings["selected_rules"]) == sorted(r.code for r in all_rules())
-    assert settings["fail_on"] == "error"
-    assert settings["config_path"] is None
+def test_show_settings_defaults_are_a_valid_configuration(models, tmp_path):
+    """The keys are exactly the configuration file's, with every rule's options: writing
+    them back as a configuration file is accepted and changes nothing."""
+    shown = json.loads(cli("--show-settings", models["clean"]).stdout)
+    assert sorted(shown["selected-rules"]) == sorted(r.code for r in all_rules())
+    assert shown["config-file"] is None
+    settings = shown["settings"]
+    from gradlint.config import FILE_KEYS, Settings, table_values
+
+    assert set(settings) == set(FILE_KEYS)
+    assert settings["rules"]["GL101"] == {"severity": "error", "error-below": 1e-3,
+                                          "warning-below": 1e-2, "min-layers": 4}
+    assert settings["limits"]["timeout"] == 300
+    written = {key: value for key, value in settings.items()
+               if value is not None and key != "baseline"}
+    assert Settings(**table_values(written, "shown")).as_configuration() == settings
 
 
 @pytest.mark.parametrize("arguments, expected", [

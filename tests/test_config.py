@@ -104,8 +104,8 @@ def test_pyproject_above_the_working_directory(project):
         ignore = ["GL403"]
     """)
     assert lint_codes("../model.keras") == ["GL101"]
-    settings = json.loads(run("--show-settings", "../model.keras").stdout)
-    assert settings["config_path"] == str(project / "pyproject.toml")
+    shown = json.loads(run("--show-settings", "../model.keras").stdout)
+    assert shown["config-file"] == str(project / "pyproject.toml")
 
 
 def test_standalone_gradlint_toml(project):

@@ -231,11 +231,11 @@ def test_command_line_probe_options_beat_the_file(tmp_path, monkeypatch):
                                   "--custom-objects", "a.b", "--custom-objects", "c.d",
                                   "--show-settings", "x.keras"])
     assert result.exit_code == 0, result.output
-    shown = json.loads(result.output)
-    assert shown["probe"] is True and shown["probe_seeds"] == 5
-    assert shown["probe_batch"] == 6 and shown["custom_objects"] == ["a.b", "c.d"]
+    shown = json.loads(result.output)["settings"]
+    assert shown["probe"] is True and shown["probe-seeds"] == 5
+    assert shown["probe-batch"] == 6 and shown["custom-objects"] == ["a.b", "c.d"]
     result = runner.invoke(main, ["check", "--no-probe", "--show-settings", "x.keras"])
-    assert json.loads(result.output)["probe"] is False
+    assert json.loads(result.output)["settings"]["probe"] is False
 
 
 def test_exit_status_two_when_the_probe_fails_and_exit_zero_does_not_hide_it(saved):
