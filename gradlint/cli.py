@@ -8,6 +8,7 @@ could not run on (2 wins; `--exit-zero` turns 1 into 0 but never hides 2).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -38,6 +39,25 @@ class DefaultCommandGroup(click.Group):
                                            ctx)
             args = ["check", *args]
         return super().parse_args(ctx, args)
+
+
+class OutputSpec(click.ParamType):
+    """`FORMAT` or `FORMAT:FILE` (the first colon separates them)."""
+
+    name = "FORMAT[:FILE]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        format, colon, file = value.partition(":")
+        if format not in FORMATS:
+            from gradlint.suggestions import did_you_mean
+
+            self.fail(f"'{format}' is not an output format{did_you_mean(format, FORMATS)} "
+                      f"(formats: {', '.join(FORMATS)})", param, ctx)
+        if colon and not file:
+            self.fail(f"'{value}': FORMAT:FILE needs a file name", param, ctx)
+        return format, file or None
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -129,12 +149,14 @@ def main() -> None:
               help="Skip files that .gitignore ignores when searching directories (default: on).")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default="0: one per core",
               help="Lint files in parallel processes.")
-@click.option("--output-format", type=click.Choice(list(FORMATS)), default="text",
-              show_default=True, help="How to print the findings.")
+@click.option("--output-format", "outputs", type=OutputSpec(), multiple=True,
+              help="How to print the findings (default: text): "
+                   f"{', '.join(FORMATS)}. FORMAT:FILE also writes that format to FILE, "
+                   "from the same run; repeatable.")
 @click.option("-o", "--output-file", type=click.Path(dir_okay=False, writable=True),
               help="Write the output to FILE instead of standard output.")
-@click.option("--report", "report_file", type=click.Path(dir_okay=False),
-              help="Also write an HTML (FILE.html) or Markdown (FILE.md) report.")
+@click.option("--report", "report_files", type=click.Path(dir_okay=False), multiple=True,
+              help="Also write an HTML (FILE.html) or Markdown (FILE.md) report; repeatable.")
 @click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False),
               help="Leave out the findings recorded in this baseline file; fail only on new ones.")
 @click.option("--create-baseline", "create_baseline", type=click.Path(dir_okay=False),
@@ -182,8 +204,8 @@ def main() -> None:
                    "with every rule option's value, and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only: no notes, no summary.")
 def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect_gitignore, jobs,
-          output_format, output_file, fail_on, exit_zero, statistics, no_weights, config_file,
-          isolated, show_settings, quiet, report_file=None, baseline_file=None,
+          outputs, output_file, fail_on, exit_zero, statistics, no_weights, config_file,
+          isolated, show_settings, quiet, report_files=(), baseline_file=None,
           create_baseline=None, probe=None, unsafe_load=False, custom_objects=(),
           probe_batch=None, probe_seeds=None, verbose=False, timeout=None, max_memory=None,
           allow_ambiguous_format=None, debug=False, fail_on_no_models=False):
@@ -204,11 +226,18 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
         settings = resolve(config_file, isolated, command_line)
     except ConfigError as error:
         _fail(str(error))
-    if report_file:
-        from gradlint.renderers import report_format
+    from gradlint.renderers import report_format
 
+    for report_file in report_files:
         if report_format(report_file) is None:
             _fail(f"--report {report_file}: the name must end in .html or .md")
+    to_stdout = [format for format, file in outputs if file is None]
+    if len(to_stdout) > 1:
+        _fail(f"--output-format {' and '.join(to_stdout)}: only one output can go to standard "
+              "output; give the others a file (FORMAT:FILE)")
+    output_format = to_stdout[0] if to_stdout else "text"
+    to_files = [(format, file) for format, file in outputs if file is not None] + \
+        [(report_format(file), file) for file in report_files]
 
     if not paths and not show_settings:
         raise click.UsageError("Missing argument 'PATHS...': name model files or directories.")
@@ -243,27 +272,27 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
 
         for warning in report.warnings:
             _echo(f"gradlint: warning: {printable(warning)}\n", err=True)
+    if statistics and output_format != "json":
+        output_format = "text"  # a table of counts: JSON keeps its own form
     output = _render_guarded(output_format, report, options, settings)
+    files = [(file, _render_guarded(format, report, dataclasses.replace(
+        options, color=False, statistics=False, quiet=False), settings))
+             for format, file in to_files]
     if settings.debug:
         for result in report.files:
             if result.traceback:
                 _echo(f"gradlint: debug: internal error on {result.path}:\n{result.traceback}"
                       f"{'' if result.traceback.endswith(chr(10)) else chr(10)}", err=True)
     if output_file:
-        try:
-            with open(output_file, "w", encoding="utf-8") as handle:
-                handle.write(output)
-        except OSError as error:
-            _fail(f"cannot write {output_file}: {error.strerror or error}")
+        files.insert(0, (output_file, output))
     else:
         _echo(output, color=options.color)
-    if report_file:
-        from gradlint.renderers import write_report
-
+    for file, text in files:
         try:
-            write_report(report, report_file)
+            with open(file, "w", encoding="utf-8") as handle:
+                handle.write(text)
         except OSError as error:
-            _fail(f"cannot write {report_file}: {error.strerror or error}")
+            _fail(f"cannot write {file}: {error.strerror or error}")
     sys.exit(report.exit_code(settings.fail_on, exit_zero))
 
 

@@ -480,3 +480,38 @@ def test_did_you_mean_in_the_configuration(tmp_path, table, expected):
     completed = run_gradlint("x.keras", cwd=tmp_path)
     assert completed.returncode == 2
     assert expected in completed.stderr
+
+
+def test_several_outputs_from_one_run(models, tmp_path):
+    """One run, several formats: text on standard output, the others in files, so a probe
+    run is never repeated per format."""
+    sarif, data, html, markdown = (tmp_path / name for name in
+                                   ("out.sarif", "out.json", "report.html", "report.md"))
+    completed = run_gradlint("--isolated", "--output-format", f"sarif:{sarif}",
+                             "--output-format", f"json:{data}", "--report", str(html),
+                             "--report", str(markdown), models["error"])
+    assert completed.returncode == 1
+    assert "GL101 [error]" in completed.stdout  # text, the default, still on stdout
+    assert json.loads(sarif.read_text())["version"] == "2.1.0"
+    assert json.loads(data.read_text())["summary"]["findings"] >= 1
+    assert html.read_text().lstrip().lower().startswith("<!doctype html")
+    assert "GL101" in markdown.read_text()
+
+
+def test_one_output_on_standard_output(models):
+    completed = run_gradlint("--isolated", "--output-format", "json",
+                             "--output-format", "sarif", models["error"])
+    assert completed.returncode == 2
+    assert "only one output can go to standard output" in completed.stderr
+    completed = run_gradlint("--isolated", "--output-format", "jsno", models["error"])
+    assert completed.returncode == 2 and "did you mean 'json'?" in completed.stderr
+
+
+def test_statistics_in_json(models):
+    completed = run_gradlint("--isolated", "--statistics", "--output-format", "json",
+                             models["error"])
+    counts = json.loads(completed.stdout)
+    assert {"code": "GL101", "name": "saturating-activation-chain", "count": 1} in counts
+    text = run_gradlint("--isolated", "--statistics", "--output-format", "sarif",
+                        models["error"]).stdout
+    assert "GL101  saturating-activation-chain" in text  # other formats: the table

@@ -6,4 +6,9 @@ from __future__ import annotations
 
 
 def render(report, options) -> str:
+    if options.statistics:  # --statistics: how often each rule fired
+        import json
+
+        return json.dumps([{"code": code, "name": name, "count": count}
+                           for code, name, count in report.statistics()], indent=2) + "\n"
     return report.to_json(indent=2) + "\n"
