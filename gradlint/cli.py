@@ -325,30 +325,14 @@ def _render_guarded(output_format: str, report, options, settings) -> str:
               show_default=True)
 def rule(selector, output_format):
     """Explain one rule: its documentation, severity and options."""
-    from gradlint.rule_registry import find_rule
+    from gradlint.renderers.rule_catalog import render_rule
+    from gradlint.rule_registry import find_rule, suggestion
 
     found = find_rule(selector)
     if found is None:
-        _fail(f"no rule has the code or name '{selector}' (see 'gradlint rules')")
-    if output_format == "json":
-        click.echo(json.dumps(rule_as_dict(found), indent=2))
-        return
-    title = f"{found.code} {found.name} ({found.severity})"
-    lines = [title, "=" * len(title), "", found.doc.strip(), ""]
-    if found.aliases:
-        lines.append(f"Aliases: {', '.join(found.aliases)}")
-    if found.groups:
-        lines.append(f"Groups: {', '.join(found.groups)}")
-    if found.options:
-        lines.append("Defaults: " + ", ".join(f"{k} = {v!r}" for k, v in found.options.items()))
-    click.echo("\n".join(lines).rstrip() + "\n")
-
-
-def rule_as_dict(found) -> dict:
-    return {"code": found.code, "name": found.name, "severity": found.severity,
-            "summary": found.summary, "groups": list(found.groups),
-            "aliases": list(found.aliases), "options": found.options,
-            "probe": found.probe, "documentation": found.doc.strip()}
+        _fail(f"no rule has the code or name '{selector}'{suggestion(selector)} "
+              "(see 'gradlint rules')")
+    _echo(render_rule(found, output_format))
 
 
 @main.command(name="rules")
@@ -356,20 +340,10 @@ def rule_as_dict(found) -> dict:
               show_default=True)
 def list_rules(output_format):
     """List every rule with its code, name, default severity and summary."""
+    from gradlint.renderers.rule_catalog import render_rules
     from gradlint.rule_registry import all_rules
 
-    rules = all_rules()
-    if output_format == "markdown":
-        from gradlint.renderers.rule_catalog import render_catalog
-
-        click.echo(render_catalog(rules), nl=False)
-        return
-    if output_format == "json":
-        click.echo(json.dumps([rule_as_dict(r) for r in rules], indent=2))
-        return
-    width = max(len(r.name) for r in rules)
-    for r in rules:
-        click.echo(f"{r.code}  {r.name:<{width}}  {r.severity:<7}  {r.summary}")
+    _echo(render_rules(all_rules(), output_format))
 
 
 if __name__ == "__main__":  # pragma: no cover

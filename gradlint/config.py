@@ -207,12 +207,10 @@ def _rule_table(value: Any) -> dict[str, dict[str, Any]]:
     for selector, options in value.items():
         rule = find_rule(selector)
         if rule is None:
-            from gradlint.rule_registry import all_rules
+            from gradlint.rule_registry import suggestion
 
-            known = [word for known_rule in all_rules()
-                     for word in (known_rule.code, known_rule.name, *known_rule.aliases)]
             raise ConfigError(f"'rules.{selector}': no rule has that code or name"
-                              f"{did_you_mean(selector, known)}")
+                              f"{suggestion(selector)}")
         if not isinstance(options, dict):
             raise ConfigError(f"'rules.{selector}' must be a table of options")
         checked: dict[str, Any] = {}

@@ -117,6 +117,15 @@ def find_rule(selector: str) -> Rule | None:
     return None
 
 
+def suggestion(selector: str, groups: bool = False) -> str:
+    """"; did you mean 'GL101'?" for a selector that names no rule (or group), or ""."""
+    from gradlint.suggestions import did_you_mean
+
+    words = [word for rule in all_rules()
+             for word in (rule.code, rule.name, *rule.aliases, *(rule.groups if groups else ()))]
+    return did_you_mean(selector, words)
+
+
 def matching(selector: str) -> list[Rule]:
     """The rules a selector picks: ALL, a code, a code prefix (GL1), a name, alias or group."""
     wanted = selector.strip()
@@ -130,12 +139,8 @@ def matching(selector: str) -> list[Rule]:
              or wanted.lower() == rule.name or wanted in rule.aliases
              or wanted.lower() in rule.groups]
     if not rules:
-        from gradlint.suggestions import did_you_mean
-
-        known = [word for rule in all_rules()
-                 for word in (rule.code, rule.name, *rule.aliases, *rule.groups)]
         raise SelectionError(f"'{selector}' names no rule, code prefix, alias or group"
-                             f"{did_you_mean(wanted, known)} (see 'gradlint rules')")
+                             f"{suggestion(wanted, groups=True)} (see 'gradlint rules')")
     return rules
 
 

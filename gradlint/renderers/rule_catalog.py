@@ -1,7 +1,44 @@
-"""The rule catalog as Markdown: `docs/rules.md` is this output (`gradlint rules
---output-format markdown`), generated from the rule docstrings so it cannot drift."""
+"""The rules as `gradlint rule` and `gradlint rules` print them: one rule's documentation as
+text or JSON, the list as text, JSON or Markdown. `docs/rules.md` is the Markdown output
+(`gradlint rules --output-format markdown`), generated from the rule docstrings so it cannot
+drift."""
 
 from __future__ import annotations
+
+import json
+
+
+def rule_as_dict(rule) -> dict:
+    return {"code": rule.code, "name": rule.name, "severity": rule.severity,
+            "summary": rule.summary, "groups": list(rule.groups),
+            "aliases": list(rule.aliases), "options": rule.options,
+            "probe": rule.probe, "documentation": rule.doc.strip()}
+
+
+def render_rule(rule, format: str) -> str:
+    """One rule's documentation, severity and options (`gradlint rule`)."""
+    if format == "json":
+        return json.dumps(rule_as_dict(rule), indent=2) + "\n"
+    title = f"{rule.code} {rule.name} ({rule.severity})"
+    lines = [title, "=" * len(title), "", rule.doc.strip(), ""]
+    if rule.aliases:
+        lines.append(f"Aliases: {', '.join(rule.aliases)}")
+    if rule.groups:
+        lines.append(f"Groups: {', '.join(rule.groups)}")
+    if rule.options:
+        lines.append("Defaults: " + ", ".join(f"{k} = {v!r}" for k, v in rule.options.items()))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_rules(rules, format: str) -> str:
+    """Every rule (`gradlint rules`): a line each, JSON, or the Markdown catalog."""
+    if format == "markdown":
+        return render_catalog(rules)
+    if format == "json":
+        return json.dumps([rule_as_dict(rule) for rule in rules], indent=2) + "\n"
+    width = max(len(rule.name) for rule in rules)
+    return "".join(f"{rule.code}  {rule.name:<{width}}  {rule.severity:<7}  {rule.summary}\n"
+                   for rule in rules)
 
 
 def _anchor(rule) -> str:
