@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 
 import click
 
@@ -102,25 +103,42 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def _probe_progress(settings):
-    """A progress line on a terminal's standard error while several models are probed."""
-    if not settings.probe or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
-        return None
+class Progress:
+    """A one-line counter on a terminal's standard error ("gradlint: linted 12/34 files"),
+    shown once a run has taken more than `DELAY` seconds and cleared before anything else
+    is printed; never on a non-terminal."""
 
-    def show(done: int, total: int, path: str) -> None:
-        if total < 2:
+    DELAY = 1.0
+
+    def __init__(self, verb: str, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.verb = verb
+        self.started = time.monotonic()
+        self.shown = False
+
+    def update(self, done: int, total: int, path: str) -> None:
+        if not self.enabled or total < 2:
             return
-        if done == total:  # the findings follow: leave no half line behind
-            click.echo("\r\033[K", nl=False, err=True)
+        if done >= total:  # the findings follow: leave no half line behind
+            self.clear()
+            return
+        if not self.shown and time.monotonic() - self.started < self.DELAY:
             return
         from gradlint.safe_text import printable
 
         name = printable(path)
         name = name if len(name) <= 50 else "…" + name[-49:]
-        click.echo(f"\r\033[Kgradlint: probed {done}/{total} models (last: {name})", nl=False,
-                   err=True)
+        self.stream.write(f"\r\033[Kgradlint: {self.verb} {done}/{total} files (last: "
+                          f"{name})")
+        self.stream.flush()
+        self.shown = True
 
-    return show
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
 
 
 @click.group(cls=DefaultCommandGroup, no_args_is_help=True,
@@ -251,22 +269,44 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
         return
 
     from gradlint.engine import lint_paths
-    from gradlint.renderers import RenderOptions, render
+    from gradlint.renderers import RenderOptions
+
+    stream = sys.stdout
+    options = RenderOptions(color=output_file is None and _use_color(stream), quiet=quiet,
+                            statistics=statistics, fail_on=settings.fail_on,
+                            rules=[rule.code for rule in select_rules(
+                                settings.select, settings.ignore, settings.extend_select)])
+    progress = Progress("probed" if settings.probe else "linted")
+    # Text on standard output prints each file's findings as soon as it and the files
+    # before it are done; a baseline needs the whole report first.
+    streaming = output_format == "text" and not statistics and output_file is None and \
+        settings.baseline is None and not create_baseline
+
+    def print_result(result) -> None:
+        from gradlint.renderers.text import file_lines
+
+        progress.clear()
+        try:
+            text = file_lines(result, options)
+        except Exception:
+            from gradlint.engine import internal_error_result
+
+            failed = internal_error_result(result.path, "rendering the text output",
+                                           settings, result.format)
+            result.findings, result.error = failed.findings, failed.error
+            text = file_lines(result, options)
+        _echo(text, color=options.color)
 
     workers = jobs or (os.cpu_count() or 1)
-    report = lint_paths(list(paths), settings, jobs=workers,
-                        on_file=_probe_progress(settings))
+    report = lint_paths(list(paths), settings, jobs=workers, on_file=progress.update,
+                        on_result=print_result if streaming else None)
+    progress.clear()
     from gradlint.baseline import BaselineError, gate
 
     try:
         exit_zero = gate(report, settings, create_baseline) or exit_zero
     except BaselineError as error:
         _fail(str(error))
-    stream = sys.stdout
-    options = RenderOptions(color=output_file is None and _use_color(stream), quiet=quiet,
-                            statistics=statistics, fail_on=settings.fail_on,
-                            rules=[rule.code for rule in select_rules(
-                                settings.select, settings.ignore, settings.extend_select)])
     if not quiet:
         from gradlint.safe_text import printable
 
@@ -274,7 +314,12 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
             _echo(f"gradlint: warning: {printable(warning)}\n", err=True)
     if statistics and output_format != "json":
         output_format = "text"  # a table of counts: JSON keeps its own form
-    output = _render_guarded(output_format, report, options, settings)
+    if streaming:
+        from gradlint.renderers.text import closing_lines
+
+        output = closing_lines(report, options)
+    else:
+        output = _render_guarded(output_format, report, options, settings)
     files = [(file, _render_guarded(format, report, dataclasses.replace(
         options, color=False, statistics=False, quiet=False), settings))
              for format, file in to_files]

@@ -316,61 +316,77 @@ def pool_size(work: list[tuple[str, bool]], settings: Settings, jobs: int) -> in
 
 
 def _run_static(work: list[tuple[str, bool]], settings: Settings, jobs: int,
-                on_file: Callable[[int, int, str], None] | None):
-    """(result, analysis, digest) per file: each in its own child process with the time
-    and memory limits where the platform can fork, else here."""
-    done = [0]
-
-    def report_progress(index: int, _outcome=None) -> None:
-        done[0] += 1
-        if on_file:
-            on_file(done[0], len(work), work[index][0])
-
+                on_done: Callable[[int, tuple], None]) -> list[tuple]:
+    """(result, analysis, digest) per file, in the order of `work`: each file in a worker
+    process with the time and memory limits where the platform can fork, else here.
+    `on_done(index, triple)` is called as each finishes, in any order."""
     if not can_isolate():
-        outcomes = []
+        triples = []
         for index, (path, searched) in enumerate(work):
-            outcomes.append(_static_work(path, settings, searched)())
-            report_progress(index)
-        return outcomes
-    limits = settings.limits
-    outcomes = run_isolated([_static_work(path, settings, searched) for path, searched in work],
-                            jobs=pool_size(work, settings, jobs), timeout=limits.timeout,
-                            memory_bytes=limits.max_memory_mb * (1 << 20),
-                            on_done=report_progress)
-    return [outcome.value if outcome.failure is None
+            triples.append(_static_work(path, settings, searched)())
+            on_done(index, triples[-1])
+        return triples
+    triples: dict[int, tuple] = {}
+
+    def finished(index: int, outcome: Outcome) -> None:
+        path = work[index][0]
+        triples[index] = outcome.value if outcome.failure is None \
             else (_failed_outcome(path, outcome, settings), None, None)
-            for (path, _), outcome in zip(work, outcomes)]
+        on_done(index, triples[index])
+
+    limits = settings.limits
+    run_isolated([_static_work(path, settings, searched) for path, searched in work],
+                 jobs=pool_size(work, settings, jobs), timeout=limits.timeout,
+                 memory_bytes=limits.max_memory_mb * (1 << 20), on_done=finished)
+    return [triples[index] for index in range(len(work))]
 
 
 def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
-               on_file: Callable[[int, int, str], None] | None = None) -> Report:
-    """Lint files and directories: each file read and analysed in its own process (`jobs`
-    at a time), then, with the probe, measured here one at a time."""
+               on_file: Callable[[int, int, str], None] | None = None,
+               on_result: Callable[[FileResult], None] | None = None) -> Report:
+    """Lint files and directories: each file read and analysed in a worker process (`jobs`
+    at a time), then, with the probe, measured here one at a time.
+
+    `on_file(done, total, path)` follows progress; `on_result(result)` receives each file's
+    result as soon as it and every file before it are done, in the report's order."""
     exclude = list(settings.exclude) + list(settings.extend_exclude)
     found = discover(paths, exclude=exclude, root=settings.root,
                      respect_gitignore=settings.respect_gitignore)
     report = Report(skipped=list(found.skipped))
     work = [(path, False) for path in found.explicit] + [(path, True) for path in found.found]
-    # The probe then loads one model at a time, here, and frees it before the next:
-    # TensorFlow in several processes at once would multiply its memory and start-up.
-    static = _run_static(work, settings, jobs, None if settings.probe else on_file)
-    results: dict[str, FileResult | None] = {}
-    for index, ((path, _), (result, analysis, digest)) in enumerate(zip(work, static)):
-        if settings.probe and result is not None and analysis is not None:
-            _probe_file(result, analysis, path, digest, settings)
-            if on_file:
-                on_file(index + 1, len(work), path)
-        results[path] = result
-    for path, searched in work:
-        result = results[path]
-        if result is None:
-            report.skipped.append(f"{path}: not a Keras model file, skipped")
-        else:
-            report.files.append(result)
-    for path, reason in found.missing:
-        report.files.append(_unreadable(path, reason, settings))
-    directories_with_models = {found.searched_in[path] for path, searched in work
-                               if searched and results[path] is not None}
+    results: dict[int, FileResult | None] = {}
+    emitted = [0]
+    done = [0]
+
+    def settle(index: int, result: FileResult | None) -> None:
+        results[index] = result
+        done[0] += 1
+        if on_file:
+            on_file(done[0], len(work), work[index][0])
+        while emitted[0] in results:
+            ready = results[emitted[0]]
+            emitted[0] += 1
+            if ready is not None:
+                report.files.append(ready)
+                if on_result:
+                    on_result(ready)
+            else:
+                report.skipped.append(f"{work[emitted[0] - 1][0]}: not a Keras model file, "
+                                      "skipped")
+
+    if not settings.probe:
+        _run_static(work, settings, jobs, lambda index, triple: settle(index, triple[0]))
+    else:
+        # The probe then loads one model at a time, here, and frees it before the next:
+        # TensorFlow in several processes at once would multiply its memory and start-up.
+        static = _run_static(work, settings, jobs, lambda index, triple: None)
+        for index, ((path, _), (result, analysis, digest)) in enumerate(zip(work, static)):
+            if result is not None and analysis is not None:
+                _probe_file(result, analysis, path, digest, settings)
+            settle(index, result)
+    late = [_unreadable(path, reason, settings) for path, reason in found.missing]
+    directories_with_models = {found.searched_in[path] for index, (path, searched)
+                               in enumerate(work) if searched and results[index] is not None}
     empty = [(directory, "no model files (*.keras, *.h5, *.hdf5) found in this directory")
              for directory in found.without_models]
     empty += [(directory, "no Keras model in this directory: the HDF5 files found hold no "
@@ -380,9 +396,13 @@ def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
     for directory, reason in empty:
         # As ruff does: a repository without models yet is not a failure, unless asked.
         if settings.fail_on_no_models:
-            report.files.append(_unreadable(directory, reason, settings))
+            late.append(_unreadable(directory, reason, settings))
         else:
             report.warnings.append(f"{directory}: {reason}")
+    for result in late:
+        report.files.append(result)
+        if on_result:
+            on_result(result)
     return report
 
 

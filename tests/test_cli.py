@@ -515,3 +515,54 @@ def test_statistics_in_json(models):
     text = run_gradlint("--isolated", "--statistics", "--output-format", "sarif",
                         models["error"]).stdout
     assert "GL101  saturating-activation-chain" in text  # other formats: the table
+
+
+@pytest.fixture(scope="module")
+def many_models(models, tmp_path_factory):
+    """A directory of 150 real model files (copies), enough for a run of over a second."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("many")
+    for index in range(150):
+        name = ("error", "clean", "warning")[index % 3]
+        shutil.copy(models[name], folder / f"model_{index:03d}.keras")
+    return folder
+
+
+def test_streamed_text_is_the_report_in_its_order(many_models, tmp_path):
+    """Printed file by file as they finish, the text is the same, byte for byte, as the
+    whole report written at the end (-o)."""
+    streamed = run_gradlint("--isolated", "-j", "2", many_models)
+    written = tmp_path / "out.txt"
+    whole = run_gradlint("--isolated", "-j", "2", "-o", written, many_models)
+    assert streamed.returncode == whole.returncode == 1
+    assert streamed.stdout == written.read_text()
+    assert "gradlint: linted" not in streamed.stderr  # never off a terminal
+
+
+def test_progress_line_on_a_terminal(many_models):
+    """With standard error on a terminal, a run of over a second shows one progress line,
+    rewritten in place and cleared before the summary."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "gradlint", "--isolated", "-j", "1",
+                                str(many_models)], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 120)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    stdout, _ = process.communicate(timeout=120)
+    os.close(master)
+    terminal = b"".join(chunks).decode()
+    assert re.search(r"\r\x1b\[Kgradlint: linted \d+/150 files \(last: .*model_\d+\.keras\)",
+                     terminal), terminal[-300:]
+    assert terminal.endswith("\r\x1b[K")
+    assert b"Found " in stdout

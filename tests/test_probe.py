@@ -346,12 +346,14 @@ def test_progress_line_only_on_a_terminal(monkeypatch, capsys):
         def flush(self):
             pass
 
-    assert cli._probe_progress(Settings(probe=True)) is None  # captured: not a terminal
+    assert not cli.Progress("probed").enabled  # captured: not a terminal
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    assert cli._probe_progress(Settings(probe=False)) is None
-    show = cli._probe_progress(Settings(probe=True))
-    show(1, 3, "a.keras")
-    assert "probed 1/3 models" in terminal.text
-    show(3, 3, "c.keras")
+    show = cli.Progress("probed")
+    show.update(1, 3, "a.keras")
+    assert terminal.text == ""  # nothing in the first second
+    show.started -= cli.Progress.DELAY
+    show.update(2, 3, "b.keras")
+    assert "probed 2/3 files (last: b.keras)" in terminal.text
+    show.update(3, 3, "c.keras")
     assert terminal.text.endswith("\r\x1b[K")

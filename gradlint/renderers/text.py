@@ -67,21 +67,23 @@ def summary_line(report) -> str:
     return _line(text + ".")
 
 
-def render(report, options) -> str:
+def file_lines(result, options) -> str:
+    """One file's findings (and a probe that could not run), as they print while a run is
+    still going."""
+    color = options.color
+    lines = [finding_line(result.path, finding, color) for finding in result.findings]
+    if getattr(result, "probe_failed", False):
+        # As loud as an unreadable file: printed even with --quiet.
+        lines.append(_line(_paint(result.path, BOLD, color), ": probe ",
+                           _paint("[error]", COLORS["error"], color),
+                           f" the probe could not run: {result.probe.get('error')}"))
+    return "".join(line + "\n" for line in lines)
+
+
+def closing_lines(report, options) -> str:
+    """What follows the findings: notes and the summary (nothing with `quiet`)."""
     color = options.color
     lines = []
-    if options.statistics:
-        for code, name, count in report.statistics():
-            lines.append(_line(f"{count:5d}  {code}  {name}"))
-    else:
-        for result in report.files:
-            for finding in result.findings:
-                lines.append(finding_line(result.path, finding, color))
-            if getattr(result, "probe_failed", False):
-                # As loud as an unreadable file: printed even with --quiet.
-                lines.append(_line(_paint(result.path, BOLD, color), ": probe ",
-                                   _paint("[error]", COLORS["error"], color),
-                                   f" the probe could not run: {result.probe.get('error')}"))
     if not options.quiet:
         if options.show_notes:
             for result in report.files:
@@ -90,4 +92,13 @@ def render(report, options) -> str:
             for skipped in report.skipped:
                 lines.append(_line(_paint(f"note: {skipped}", DIM, color)))
         lines.append(summary_line(report))
-    return "\n".join(lines) + ("\n" if lines else "")
+    return "".join(line + "\n" for line in lines)
+
+
+def render(report, options) -> str:
+    if options.statistics:
+        findings = "".join(_line(f"{count:5d}  {code}  {name}") + "\n"
+                           for code, name, count in report.statistics())
+    else:
+        findings = "".join(file_lines(result, options) for result in report.files)
+    return findings + closing_lines(report, options)
