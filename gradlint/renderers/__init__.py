@@ -22,6 +22,7 @@ FORMATS = {
     "sarif": "gradlint.renderers.sarif",
     "github": "gradlint.renderers.github",
     "junit": "gradlint.renderers.junit",
+    "gitlab": "gradlint.renderers.gitlab",
     "markdown": "gradlint.renderers.markdown",
     "html": "gradlint.renderers.html",
 }

@@ -1,9 +1,22 @@
 """JUnit XML, for CI systems that show test reports (GitLab, Jenkins, Azure Pipelines).
 
-One test suite per model and one test case per model and rule: a rule that found nothing
-passes, a rule with findings at or above the fail level (``--fail-on``, default ``error``)
-fails with every such finding in the failure's text, and findings below it are kept in the
-test case's ``system-out``. A model that could not be read is one test case in error.
+One test case per model, in a test suite of its own named by the model's path (relative to
+the repository's root), classname ``gradlint``, name and ``file`` the model's path:
+
+- it passes when the model has no finding at or above the fail level (``--fail-on``, default
+  ``error``; ``never``: nothing fails);
+- it fails otherwise: the ``failure`` (``type`` the worst severity among them) lists every
+  such finding, one per line, as ``layer: CODE [severity] message``;
+- a model that could not be read (GL001), or that the probe was asked for and could not run
+  on, is a test case in ``error``, whose text also lists any failing findings, as the exit
+  status 2 wins over 1;
+- findings below the fail level are kept in the test case's ``system-out``, and the file's
+  notes as ``property`` elements of its suite.
+
+``time`` is the time the run measured for the file (`FileResult.seconds`), in seconds; a
+report without it has no ``time`` attributes, rather than a made-up 0. ``timestamp`` (ISO
+8601) is when the run started (`Report.started`), or when the report was rendered if the
+report does not say.
 
 Names, messages and paths come from the model file and the file system. XML 1.0 forbids
 most control characters and every lone surrogate, and CI systems show failure text as
@@ -15,15 +28,15 @@ that, with real newlines.
 
 from __future__ import annotations
 
+import datetime
 import xml.etree.ElementTree as ElementTree
 from typing import Any
 
 from gradlint.findings import SEVERITY_RANK, probe_suffix
-from gradlint.rules.unreadable_model import CODE as UNREADABLE
-from gradlint.renderers.report_data import (probe_failure, report_dict, repository_path,
-                                            rule_doc)
+from gradlint.renderers.report_data import plural, probe_failure, repository_path
 from gradlint.safe_text import printable
 
+CLASSNAME = "gradlint"
 
 
 def _clean(text: Any) -> str:
@@ -31,28 +44,10 @@ def _clean(text: Any) -> str:
     return printable(text)
 
 
-def _rule_codes(file: dict[str, Any], options) -> list[str]:
-    """The rules that ran on a file: the selected ones (every rule by default), the probe's
-    only where the probe measured the model."""
-    from gradlint.rule_registry import all_rules
-
-    probe = file.get("probe")
-    probe_ran = isinstance(probe, dict) and bool(probe.get("ran"))
-    probe_rules = {rule.code for rule in all_rules() if rule.probe}
-    candidates = options.rules if options.rules is not None else \
-        [rule.code for rule in all_rules()]
-    codes = [code for code in candidates if code not in probe_rules or probe_ran]
-    for finding in file.get("findings", []):
-        if finding.get("code") and finding["code"] not in codes:
-            codes.append(finding["code"])
-    return sorted(codes)
-
-
-def _line(finding: dict[str, Any]) -> str:
-    location = f"{finding['layer']}: " if finding.get("layer") else ""
-    text = f"{location}{finding.get('code', '')} [{finding.get('severity', '')}] " \
-           f"{finding.get('message', '')}"
-    return text + probe_suffix(finding.get("probe"))
+def _line(finding) -> str:
+    location = f"{finding.layer}: " if finding.layer else ""
+    return (f"{location}{finding.code} [{finding.severity}] {finding.message}"
+            + probe_suffix(finding.probe))
 
 
 def _failing(severity: str | None, fail_on: str) -> bool:
@@ -61,67 +56,85 @@ def _failing(severity: str | None, fail_on: str) -> bool:
     return SEVERITY_RANK[severity] >= SEVERITY_RANK.get(fail_on, SEVERITY_RANK["error"])
 
 
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if value == value and value >= 0 else None
+
+
+def _timestamp(report) -> str:
+    started = getattr(report, "started", None)
+    if isinstance(started, (int, float)) and not isinstance(started, bool):
+        started = datetime.datetime.fromtimestamp(started, datetime.timezone.utc)
+    if not isinstance(started, datetime.datetime):
+        started = datetime.datetime.now(datetime.timezone.utc)
+    return started.isoformat(timespec="seconds")
+
+
+def _case(suite: ElementTree.Element, result, path: str, fail_on: str) -> str | None:
+    """The model's test case; its outcome: None (passed), "failure" or "error"."""
+    case = ElementTree.SubElement(suite, "testcase", classname=CLASSNAME, name=path, file=path)
+    seconds = _seconds(getattr(result, "seconds", None))
+    if seconds is not None:
+        case.set("time", f"{seconds:.3f}")
+    if result.error:
+        message = _clean(result.error.get("message") or "the file could not be read")
+        error = ElementTree.SubElement(case, "error", type=_clean(result.error.get("code")
+                                                                   or "GL001"),
+                                       message=message)
+        error.text = message
+        return "error"
+    failing = [f for f in result.findings if _failing(f.severity, fail_on)]
+    passing = [f for f in result.findings if not _failing(f.severity, fail_on)]
+    outcome = None
+    lines = [_clean(_line(finding)) for finding in failing]
+    failure_text = probe_failure({"probe": result.probe})
+    if failure_text:
+        error = ElementTree.SubElement(case, "error", type="probe",
+                                       message=_clean(failure_text))
+        error.text = "\n".join([_clean(failure_text), *lines])
+        outcome = "error"
+    elif failing:
+        worst = max(failing, key=lambda finding: SEVERITY_RANK[finding.severity])
+        message = lines[0] if len(failing) == 1 else \
+            f"{plural(len(failing), 'finding')} at or above {fail_on}; the first: {lines[0]}"
+        failure = ElementTree.SubElement(case, "failure", type=worst.severity, message=message)
+        failure.text = "\n".join(lines)
+        outcome = "failure"
+    if passing:
+        output = ElementTree.SubElement(case, "system-out")
+        output.text = "\n".join(_clean(_line(finding)) for finding in passing)
+    return outcome
+
+
 def render(report, options) -> str:
-    data = report_dict(report)
-    root = ElementTree.Element("testsuites", name="gradlint")
+    timestamp = _timestamp(report)
+    root = ElementTree.Element("testsuites", name="gradlint", timestamp=timestamp)
     totals = {"tests": 0, "failures": 0, "errors": 0}
-    for file in data.get("files", []):
-        path = _clean(repository_path(file["path"]))
+    total_seconds: float | None = None
+    for result in report.files:
+        path = _clean(repository_path(result.path))
         suite = ElementTree.SubElement(root, "testsuite", name=path)
-        counts = {"tests": 0, "failures": 0, "errors": 0}
-        if file.get("error"):
-            case = ElementTree.SubElement(suite, "testcase", classname=path,
-                                          name=f"{UNREADABLE} unreadable-model", time="0")
-            message = _clean(file["error"].get("message", "the file could not be read"))
-            error = ElementTree.SubElement(case, "error", type=UNREADABLE, message=message)
-            error.text = message
-            counts["tests"] += 1
-            counts["errors"] += 1
-        else:
-            by_code: dict[str, list[dict[str, Any]]] = {}
-            for finding in file.get("findings", []):
-                by_code.setdefault(finding.get("code", ""), []).append(finding)
-            for code in _rule_codes(file, options):
-                findings = by_code.get(code, [])
-                doc = rule_doc(code)
-                name = doc.name if doc else (findings[0].get("name", "") if findings else "")
-                case = ElementTree.SubElement(suite, "testcase", classname=path,
-                                              name=_clean(f"{code} {name}".strip()), time="0")
-                counts["tests"] += 1
-                failing, passing = [], []
-                for finding in findings:
-                    failing_now = _failing(finding.get("severity"), options.fail_on)
-                    (failing if failing_now else passing).append(finding)
-                if failing:
-                    worst = max(failing, key=lambda f: SEVERITY_RANK[f["severity"]])
-                    failure = ElementTree.SubElement(
-                        case, "failure", type=worst["severity"],
-                        message=_clean(_line(failing[0])))
-                    failure.text = "\n".join(_clean(_line(f)) for f in failing)
-                    counts["failures"] += 1
-                if passing:
-                    output = ElementTree.SubElement(case, "system-out")
-                    output.text = "\n".join(_clean(_line(f)) for f in passing)
-        failure = probe_failure(file)
-        if failure:
-            case = ElementTree.SubElement(suite, "testcase", classname=path, name="probe",
-                                          time="0")
-            error = ElementTree.SubElement(case, "error", type="probe", message=_clean(failure))
-            error.text = _clean(failure)
-            counts["tests"] += 1
-            counts["errors"] += 1
+        if result.notes:
+            properties = ElementTree.SubElement(suite, "properties")
+            for note in result.notes:
+                ElementTree.SubElement(properties, "property", name="note", value=_clean(note))
+        outcome = _case(suite, result, path, options.fail_on)
+        counts = {"tests": 1, "failures": int(outcome == "failure"),
+                  "errors": int(outcome == "error")}
         for key, value in counts.items():
             suite.set(key, str(value))
             totals[key] += value
         suite.set("skipped", "0")
-        for note in file.get("notes") or []:
-            properties = suite.find("properties")
-            if properties is None:
-                properties = ElementTree.Element("properties")
-                suite.insert(0, properties)
-            ElementTree.SubElement(properties, "property", name="note", value=_clean(note))
+        seconds = _seconds(getattr(result, "seconds", None))
+        if seconds is not None:
+            suite.set("time", f"{seconds:.3f}")
+            total_seconds = (total_seconds or 0.0) + seconds
+        suite.set("timestamp", timestamp)
     for key, value in totals.items():
         root.set(key, str(value))
+    if total_seconds is not None:
+        root.set("time", f"{total_seconds:.3f}")
     ElementTree.indent(root)
     body = ElementTree.tostring(root, encoding="unicode")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n"
