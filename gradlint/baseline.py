@@ -2,9 +2,13 @@
 
 ``gradlint --create-baseline FILE models/`` records today's findings;
 ``gradlint --baseline FILE models/`` (or ``baseline = "FILE"`` in ``[tool.gradlint]``, relative
-to the configuration file) then leaves out every finding recorded there, so that only new
-findings count towards the exit status. Baseline entries that no longer match anything (the
-model was fixed, the layer renamed or the file deleted) are noted, never failed on:
+to the configuration file) then sets aside every finding recorded there, so that only new
+findings count towards the exit status. A baselined finding moves from
+``FileResult.findings`` to ``FileResult.suppressed`` (the same `Finding` object): it is in no
+count, no exit status and no output format except SARIF, which keeps it as a suppressed
+result so that code scanning does not close its alert as fixed, and the JSON contract's
+per-file ``"suppressed"`` list. Baseline entries that no longer match anything (the model was
+fixed, the layer renamed or the file deleted) are noted, never failed on:
 ``--create-baseline`` again refreshes the file.
 
 An entry is keyed by the model's path relative to the baseline file's directory
@@ -143,8 +147,9 @@ def load(baseline_path: str) -> Counter[Key]:
 
 
 def apply(report, baseline_path: str) -> BaselineOutcome:
-    """Leave out the report's findings that the baseline records, and note the entries that
-    no longer match anything. Changes `report` in place."""
+    """Move the report's findings that the baseline records from each file's `findings` to
+    its `suppressed` (in their order; of several findings with one key, the first ones), and
+    note the entries that no longer match anything. Changes `report` in place."""
     base = _base(baseline_path)
     remaining = load(baseline_path)
     outcome = BaselineOutcome(path=baseline_path)
@@ -152,20 +157,22 @@ def apply(report, baseline_path: str) -> BaselineOutcome:
     for result in report.files:
         model = model_key(result.path, base)
         linted[model] = result
+        result.baseline_file = os.path.abspath(baseline_path)
         if result.unreadable:
             continue  # an unreadable file always fails; its entries are not judged
         kept = []
-        suppressed_here = 0
+        suppressed = []
         for finding in result.findings:
             key = _key(model, finding)
             if finding.code != UNREADABLE and remaining[key] > 0:
                 remaining[key] -= 1
-                suppressed_here += 1
+                suppressed.append(finding)
             else:
                 kept.append(finding)
         result.findings = kept
-        outcome.suppressed += suppressed_here
-        result.extra["baseline"] = {"suppressed": suppressed_here}
+        result.suppressed.extend(suppressed)
+        outcome.suppressed += len(suppressed)
+        result.extra["baseline"] = {"suppressed": len(suppressed)}
 
     for (model, layer, code), count in sorted(remaining.items()):
         if count <= 0:

@@ -268,8 +268,13 @@ def _file_digest(path: str) -> str | None:
 def _static_work(path: str, settings: Settings, searched: bool):
     """One file's static stage as the isolated child runs it."""
     def work():
+        import time
+
+        started = time.perf_counter()
         result, analysis = lint_file(path, settings, searched, keep_analysis=settings.probe)
         digest = _file_digest(path) if settings.probe and analysis is not None else None
+        if result is not None:
+            result.seconds = time.perf_counter() - started
         return result, analysis, digest
 
     return work
@@ -352,7 +357,9 @@ def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
     exclude = list(settings.exclude) + list(settings.extend_exclude)
     found = discover(paths, exclude=exclude, root=settings.root,
                      respect_gitignore=settings.respect_gitignore)
-    report = Report(skipped=list(found.skipped))
+    import time
+
+    report = Report(skipped=list(found.skipped), started=time.time())
     work = [(path, False) for path in found.explicit] + [(path, True) for path in found.found]
     results: dict[int, FileResult | None] = {}
     emitted = [0]
@@ -382,7 +389,9 @@ def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
         static = _run_static(work, settings, jobs, lambda index, triple: None)
         for index, ((path, _), (result, analysis, digest)) in enumerate(zip(work, static)):
             if result is not None and analysis is not None:
+                started = time.perf_counter()
                 _probe_file(result, analysis, path, digest, settings)
+                result.seconds = (result.seconds or 0.0) + time.perf_counter() - started
             settle(index, result)
     late = [_unreadable(path, reason, settings) for path, reason in found.missing]
     directories_with_models = {found.searched_in[path] for index, (path, searched)

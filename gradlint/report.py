@@ -15,15 +15,20 @@ meaning; new fields may appear at any time)::
                 "findings": [{"code", "name", "severity", "layer", "layers", "message",
                               "evidence",
                               "probe": {"verdict", "summary", "measured"} (with --probe)}],
+                "suppressed": [finding, ...],
                 "notes": [str],
                 "error": null | {"code", "message"},
                 "probe": null | {"ran", "error", "seeds", "batch", "training_mode", "loss",
                                  "seconds", ...}}],
      "summary": {"findings", "by_severity": {"error", "warning", "info"},
-                 "files_linted", "files_unreadable", "files_probe_failed"}}
+                 "files_linted", "files_unreadable", "files_probe_failed", "suppressed"}}
 
 ``measured`` is null when the probe did not run or the layer has no kernel; its
 ``kernel_gradient`` is relative to the output layer's, as the estimate's is.
+
+``suppressed`` lists, in the form of ``findings``, the findings a baseline (``--baseline``)
+records: they are in no count of ``summary`` but its own ``suppressed``, and never fail the
+run; without a baseline the list is empty.
 """
 
 from __future__ import annotations
@@ -47,6 +52,13 @@ class FileResult:
     model: dict[str, Any] | None = None
     layers: list[dict[str, Any]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # Findings a baseline records, moved here out of `findings` by `gradlint.baseline.apply`:
+    # in no count and no exit status; only SARIF (as suppressed results) and the JSON
+    # contract ("suppressed") show them.
+    suppressed: list[Finding] = field(default_factory=list)
+    # The baseline file applied to this file's findings (absolute), or None. (Not
+    # "baseline": that is the JSON contract's per-file summary of what the baseline did.)
+    baseline_file: str | None = None
     notes: list[str] = field(default_factory=list)
     error: dict[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -55,6 +67,9 @@ class FileResult:
     probe: dict[str, Any] | None = None
     # Where gradlint itself failed on this file: the traceback, shown only with --debug.
     traceback: str | None = field(default=None, repr=False, compare=False)
+    # Wall time spent on this file (reading, analysis, rules, the probe), for JUnit; kept out
+    # of the JSON contract so that its output stays the same from run to run.
+    seconds: float | None = field(default=None, repr=False, compare=False)
 
     @property
     def unreadable(self) -> bool:
@@ -88,6 +103,8 @@ class Report:
     skipped: list[str] = field(default_factory=list)
     # What the run could not do but that fails nothing (a searched directory without models).
     warnings: list[str] = field(default_factory=list)
+    # When the run started (seconds since the epoch), for JUnit's timestamp.
+    started: float | None = field(default=None, repr=False, compare=False)
 
     @property
     def findings(self) -> list[Finding]:
@@ -105,6 +122,7 @@ class Report:
             "files_linted": len(self.files) - unreadable,
             "files_unreadable": unreadable,
             "files_probe_failed": sum(1 for result in self.files if result.probe_failed),
+            "suppressed": sum(len(result.suppressed) for result in self.files),
         }
 
     def statistics(self) -> list[tuple[str, str, int]]:
@@ -116,7 +134,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": JSON_VERSION,
-            "files": [result.to_dict() for result in self.files],
+            "files": [_with_suppressed(result) for result in self.files],
             "warnings": list(self.warnings),
             "summary": self.summary(),
         }
@@ -143,10 +161,62 @@ class Report:
 
         return render_fragment(self)
 
+    def __repr__(self) -> str:
+        """One line, as a notebook's text/plain shows a Report, with counts only (no name from
+        a file): ``<Report: 3 files (1 unreadable), 4 findings (3 errors, 1 warning)>``."""
+        def plural(count: int, word: str) -> str:
+            return f"{count} {word}{'' if count == 1 else 's'}"
+
+        unreadable = sum(1 for result in self.files if result.unreadable)
+        counts = self.counts()
+        total = sum(counts.values())
+        text = plural(len(self.files), "file") + (f" ({unreadable} unreadable)" if unreadable
+                                                   else "")
+        if total:
+            parts = ", ".join(plural(counts[s], s) for s in SEVERITIES if counts[s])
+            text += f", {plural(total, 'finding')} ({parts})"
+        else:
+            text += ", no findings"
+        return f"<Report: {text}>"
+
+    def _repr_markdown_(self) -> str:
+        """A short Markdown summary for notebooks (and frontends that show no HTML): the
+        counts, then a table row per finding (an unreadable file's GL001 among them), most
+        severe first, up to 20. Names, paths and messages are escaped as in the Markdown
+        report."""
+        from gradlint.renderers.markdown import cell
+
+        most = 20
+        lines = [f"**gradlint**: {repr(self)[len('<Report: '):-1]}"]
+        rows = []
+        for result in self.files:
+            for finding in result.findings:
+                rank = SEVERITIES.index(finding.severity) \
+                    if finding.severity in SEVERITIES else len(SEVERITIES)
+                verdict = (finding.probe or {}).get("verdict")
+                rows.append((rank, result.path, finding.layer or "",
+                             f"{finding.code} {finding.name}",
+                             finding.severity + (f" (probe: {verdict})" if verdict else ""),
+                             finding.message))
+        if rows:
+            rows.sort(key=lambda row: row[0])  # stable: files and rules keep their order
+            lines += ["", "| model | layer | rule | severity | message |",
+                      "|---|---|---|---|---|"]
+            for _, path, layer, rule, severity, message in rows[:most]:
+                if len(message) > 240:
+                    message = message[:239] + "…"
+                lines.append(f"| {cell(path)} | {cell(layer)} | {cell(rule)} | {cell(severity)} "
+                             f"| {cell(message)} |")
+            if len(rows) > most:
+                lines += ["", f"… and {len(rows) - most} more: the HTML report (how a notebook "
+                              "shows a Report, or `gradlint --report report.html`) has them all."]
+        return "\n".join(lines) + "\n"
+
     def exit_code(self, fail_on: str = "error", exit_zero: bool = False) -> int:
         """0: nothing at or above `fail_on`; 1: findings at or above it; 2: a file could not
         be read, or the probe was asked for and could not run on it (2 wins; `exit_zero`
-        turns 1 into 0 but never hides 2)."""
+        turns 1 into 0 but never hides 2). Baselined findings (`FileResult.suppressed`) never
+        count."""
         if any(result.unreadable or result.probe_failed for result in self.files):
             return 2
         if fail_on == "never" or exit_zero:
@@ -155,6 +225,17 @@ class Report:
         if any(SEVERITY_RANK[finding.severity] >= threshold for finding in self.findings):
             return 1
         return 0
+
+
+def _with_suppressed(result: FileResult) -> dict[str, Any]:
+    """A file's part of the contract: `FileResult.to_dict` with its baselined findings as
+    "suppressed", right after "findings"."""
+    data: dict[str, Any] = {}
+    for key, value in result.to_dict().items():
+        data[key] = value
+        if key == "findings":
+            data["suppressed"] = finite([finding.to_dict() for finding in result.suppressed])
+    return data
 
 
 def finite(value: Any) -> Any:

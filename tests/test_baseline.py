@@ -159,3 +159,83 @@ def test_bad_baseline_is_a_clear_usage_error(project, content, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- what a baseline does to the report: suppressed, not counted, shown only in SARIF and JSON --
+
+def test_baselined_findings_move_to_suppressed_and_count_nowhere(project, built):
+    import copy
+
+    import gradlint
+    from gradlint.baseline import apply, create
+
+    shutil.copy(built["rnn"], project / "models" / "rnn.keras")
+    paths = [str(project / "models" / name) for name in ("deep.keras", "clean.keras",
+                                                          "rnn.keras")]
+    report = gradlint.lint(paths)
+    assert report.exit_code() == 1
+    assert create(report, str(project / BASELINE)) == 4
+    original = {result.path: list(result.findings) for result in report.files}
+
+    untouched = copy.deepcopy(report)
+    outcome = apply(report, str(project / BASELINE))
+    assert outcome.suppressed == 4 and not outcome.stale
+    for result in report.files:
+        # The same Finding objects, in their order, moved out of `findings`.
+        assert result.findings == []
+        assert [id(f) for f in result.suppressed] == [id(f) for f in original[result.path]]
+        assert result.baseline_file == str(project / BASELINE)
+    assert report.findings == [] and report.counts() == {"error": 0, "warning": 0, "info": 0}
+    assert report.statistics() == []
+    assert report.exit_code() == 0 and report.exit_code(fail_on="info") == 0
+    summary = report.summary()
+    assert summary["findings"] == 0 and summary["suppressed"] == 4
+
+    # The JSON contract lists them per file, right after the findings, in their form.
+    data = report.to_dict()
+    rnn = next(f for f in data["files"] if f["path"].endswith("rnn.keras"))
+    assert list(rnn)[list(rnn).index("findings") + 1] == "suppressed"
+    assert rnn["findings"] == []
+    assert rnn["suppressed"] == [f.to_dict() for f in original[rnn["path"]]]
+    assert rnn["baseline"] == {"suppressed": 3}
+    assert data["summary"]["suppressed"] == 4
+    assert json.loads(report.to_json())["files"][0]["suppressed"][0]["code"] == "GL101"
+    # Without a baseline the list is there and empty.
+    assert all(f["suppressed"] == [] for f in untouched.to_dict()["files"])
+    assert untouched.summary()["suppressed"] == 0
+
+
+@pytest.mark.parametrize("format", ["text", "github", "junit", "markdown", "html"])
+def test_other_formats_show_baselined_findings_nowhere(project, format):
+    """Every format but SARIF and JSON renders a baselined report exactly as if the baselined
+    findings had been dropped, as they were before they were kept as `suppressed`."""
+    import gradlint
+    from gradlint.baseline import apply, create
+    from gradlint.renderers import RenderOptions, render
+
+    paths = [str(project / "models" / "deep.keras"), str(project / "models" / "clean.keras")]
+    create(gradlint.lint(paths), str(project / BASELINE))
+    report = gradlint.lint(paths)
+    apply(report, str(project / BASELINE))
+    assert sum(len(result.suppressed) for result in report.files) == 1
+    import copy
+
+    dropped = copy.deepcopy(report)  # the same run (and times), without the baselined ones
+    for result in dropped.files:
+        result.suppressed = []
+    options = RenderOptions()
+    assert render(format, report, options) == render(format, dropped, options)
+    assert "GL101" not in render("text", report, options)
+
+
+def test_sarif_with_a_baseline_exits_as_the_other_formats(project):
+    gradlint("--create-baseline", BASELINE, "models", cwd=project)
+    for format in ("text", "json", "sarif", "github"):
+        result = gradlint("--baseline", BASELINE, "--output-format", format, "models",
+                          cwd=project)
+        assert result.returncode == 0, (format, result.stdout, result.stderr)
+    sarif = json.loads(gradlint("--baseline", BASELINE, "--output-format", "sarif", "models",
+                                cwd=project).stdout)
+    [result] = sarif["runs"][0]["results"]
+    assert result["ruleId"] == "GL101" and result["baselineState"] == "unchanged"
+    assert result["suppressions"][0]["kind"] == "external"
