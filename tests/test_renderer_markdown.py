@@ -403,3 +403,17 @@ def test_cli_markdown_is_the_comment(directory, tmp_path):
     assert comment.startswith("## gradlint report")
     assert length(comment) <= COMMENT_LIMIT
     assert "**Left out of this comment:**" in comment
+
+
+def test_the_full_report_is_a_format_of_its_own(tmp_path):
+    """`--output-format markdown-full` prints every model with its layer table; the
+    default `markdown` is the comment that fits a pull request."""
+    from conftest import REPO, run_gradlint
+
+    full = run_gradlint("--isolated", "--exit-zero", "--output-format", "markdown-full",
+                        REPO / "examples")
+    comment = run_gradlint("--isolated", "--exit-zero", "--output-format", "markdown",
+                           REPO / "examples")
+    assert full.returncode == comment.returncode == 0
+    assert full.stdout.count("| hidden_0 |") >= comment.stdout.count("| hidden_0 |")
+    assert "residual_mlp" in full.stdout

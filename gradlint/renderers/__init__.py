@@ -1,8 +1,8 @@
 """Renderers: one module per output format, each with `render(report, options) -> str`.
 Formats load lazily so that plain text output never imports jinja2.
 
-Every renderer reads the report's dict form (`Report.to_dict()`, the JSON contract), so all
-formats show the same report; they also accept that dict directly.
+Every renderer reads the same typed `Report` (its `FileResult`s and `Finding`s), so all
+formats show the same report; `report_data` has what several of them share.
 
 Names, messages and paths in a report come from the model file and the file system, so
 every renderer returns a `str` that encodes to UTF-8 without error (no lone surrogate) and
@@ -24,6 +24,7 @@ FORMATS = {
     "junit": "gradlint.renderers.junit",
     "gitlab": "gradlint.renderers.gitlab",
     "markdown": "gradlint.renderers.markdown",
+    "markdown-full": "gradlint.renderers.markdown_full",
     "html": "gradlint.renderers.html",
 }
 
@@ -44,8 +45,8 @@ class RenderOptions:
     show_notes: bool = True
     # Findings at or above this severity fail (JUnit marks them as failures).
     fail_on: str = "error"
-    # Codes of the rules that ran (JUnit lists a passing test case for each); None: every
-    # static rule, and the probe's rules where the probe ran.
+    # Codes of the rules that ran; None: every static rule, and the probe's rules where the
+    # probe ran.
     rules: list[str] | None = None
 
 
