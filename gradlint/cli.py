@@ -228,7 +228,7 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
           probe_batch=None, probe_seeds=None, verbose=False, timeout=None, max_memory=None,
           allow_ambiguous_format=None, debug=False, fail_on_no_models=False):
     """Lint model files and directories (*.keras, *.h5, *.hdf5)."""
-    from gradlint.config import CommandLine, ConfigError, resolve
+    from gradlint.config import CommandLine, ConfigError, Resolver
     from gradlint.rule_registry import select as select_rules
 
     command_line = CommandLine(
@@ -241,9 +241,10 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
         max_memory_mb=max_memory, allow_ambiguous_format=bool(allow_ambiguous_format),
         debug=debug, fail_on_no_models=fail_on_no_models)
     try:
-        settings = resolve(config_file, isolated, command_line)
+        resolver = Resolver(config_file, isolated, command_line)
     except ConfigError as error:
         _fail(str(error))
+    settings = resolver.run
     from gradlint.renderers import report_format
 
     for report_file in report_files:
@@ -298,8 +299,13 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
         _echo(text, color=options.color)
 
     workers = jobs or (os.cpu_count() or 1)
-    report = lint_paths(list(paths), settings, jobs=workers, on_file=progress.update,
-                        on_result=print_result if streaming else None)
+    try:
+        report = lint_paths(list(paths), settings, jobs=workers, on_file=progress.update,
+                            on_result=print_result if streaming else None,
+                            settings_for=resolver.for_file)
+    except ConfigError as error:  # a configuration file found beside a linted file
+        progress.clear()
+        _fail(str(error))
     progress.clear()
     from gradlint.baseline import BaselineError, gate
 

@@ -338,14 +338,7 @@ def resolve(config: str | None, isolated: bool, command_line: CommandLine) -> Se
     extend-select no longer apply."""
     settings = load_settings(config, isolated)
     line = command_line
-    changes: dict[str, Any] = {}
-    if line.select:
-        changes.update(select=list(line.select), ignore=[], extend_select=[])
-    if line.extend_select:
-        changes["extend_select"] = changes.get("extend_select", settings.extend_select) + \
-            list(line.extend_select)
-    if line.ignore:
-        changes["ignore"] = changes.get("ignore", settings.ignore) + list(line.ignore)
+    changes = _selection_changes(settings, line)
     if line.exclude:
         changes["exclude"] = list(line.exclude)
     if line.extend_exclude:
@@ -367,6 +360,62 @@ def resolve(config: str | None, isolated: bool, command_line: CommandLine) -> Se
               if getattr(line, name) is not None}
     if limits:
         changes["limits"] = settings.limits.with_values(limits)
+    return replace(settings, **changes)
+
+
+def _selection_changes(settings: Settings, line: CommandLine) -> dict[str, Any]:
+    """What the command line's `--select`, `--extend-select` and `--ignore` make of a
+    file's selection."""
+    changes: dict[str, Any] = {}
+    if line.select:
+        changes.update(select=list(line.select), ignore=[], extend_select=[])
+    if line.extend_select:
+        changes["extend_select"] = changes.get("extend_select", settings.extend_select) + \
+            list(line.extend_select)
+    if line.ignore:
+        changes["ignore"] = changes.get("ignore", settings.ignore) + list(line.ignore)
     for key in ("select", "extend_select", "ignore"):
         validate_selectors(f"--{key.replace('_', '-')}", changes.get(key) or [])
-    return replace(settings, **changes)
+    return changes
+
+
+# The keys a configuration file sets for the files below it; every other key applies to
+# the whole run and is read from the configuration found from the working directory (or
+# named by --config).
+PER_FILE_KEYS = ("select", "ignore", "extend-select", "rules", "per-file-ignores",
+                 "per-layer-ignores")
+
+
+class Resolver:
+    """Each linted file's settings, as ruff resolves them: the configuration file nearest
+    the file (searching up from its directory) sets its `PER_FILE_KEYS`, the command line
+    wins over it, and the run's settings (`run`) give everything else. `--config` and
+    `--isolated` give every file the run's settings."""
+
+    def __init__(self, config: str | None, isolated: bool, command_line: CommandLine):
+        self.command_line = command_line
+        self.run = resolve(config, isolated, command_line)
+        self._fixed = config is not None or isolated
+        self._by_directory: dict[str, Settings] = {}
+        self._by_config: dict[str, Settings] = {}
+
+    def for_file(self, path: str) -> Settings:
+        if self._fixed:
+            return self.run
+        directory = os.path.dirname(os.path.abspath(path))
+        if directory not in self._by_directory:
+            self._by_directory[directory] = self._of_config(find_config(directory))
+        return self._by_directory[directory]
+
+    def _of_config(self, path: str | None) -> Settings:
+        if path is None or os.path.abspath(path) == self.run.config_path:
+            return self.run
+        key = os.path.abspath(path)
+        if key not in self._by_config:
+            own = load_settings(key)
+            attributes = [FILE_KEYS[name][0] for name in PER_FILE_KEYS]
+            settings = replace(self.run, config_path=own.config_path, root=own.root,
+                               **{attribute: getattr(own, attribute) for attribute in attributes})
+            self._by_config[key] = replace(settings,
+                                           **_selection_changes(settings, self.command_line))
+        return self._by_config[key]

@@ -320,15 +320,18 @@ def pool_size(work: list[tuple[str, bool]], settings: Settings, jobs: int) -> in
     return max(1, min(jobs, len(work), int(seconds / (2 * WORKER_START_SECONDS))))
 
 
-def _run_static(work: list[tuple[str, bool]], settings: Settings, jobs: int,
-                on_done: Callable[[int, tuple], None]) -> list[tuple]:
-    """(result, analysis, digest) per file, in the order of `work`: each file in a worker
-    process with the time and memory limits where the platform can fork, else here.
-    `on_done(index, triple)` is called as each finishes, in any order."""
+def _run_static(work: list[tuple[str, bool]], own: list[Settings], settings: Settings,
+                jobs: int, on_done: Callable[[int, tuple], None]) -> list[tuple]:
+    """(result, analysis, digest) per file, in the order of `work`, each file linted with
+    its own settings (`own`): in a worker process with the run's time and memory limits
+    where the platform can fork, else here. `on_done(index, triple)` is called as each
+    finishes, in any order."""
+    works = [_static_work(path, file_settings, searched)
+             for (path, searched), file_settings in zip(work, own)]
     if not can_isolate():
         triples = []
-        for index, (path, searched) in enumerate(work):
-            triples.append(_static_work(path, settings, searched)())
+        for index, work_of_file in enumerate(works):
+            triples.append(work_of_file())
             on_done(index, triples[-1])
         return triples
     triples: dict[int, tuple] = {}
@@ -340,20 +343,22 @@ def _run_static(work: list[tuple[str, bool]], settings: Settings, jobs: int,
         on_done(index, triples[index])
 
     limits = settings.limits
-    run_isolated([_static_work(path, settings, searched) for path, searched in work],
-                 jobs=pool_size(work, settings, jobs), timeout=limits.timeout,
+    run_isolated(works, jobs=pool_size(work, settings, jobs), timeout=limits.timeout,
                  memory_bytes=limits.max_memory_mb * (1 << 20), on_done=finished)
     return [triples[index] for index in range(len(work))]
 
 
 def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
                on_file: Callable[[int, int, str], None] | None = None,
-               on_result: Callable[[FileResult], None] | None = None) -> Report:
+               on_result: Callable[[FileResult], None] | None = None,
+               settings_for: Callable[[str], Settings] | None = None) -> Report:
     """Lint files and directories: each file read and analysed in a worker process (`jobs`
     at a time), then, with the probe, measured here one at a time.
 
-    `on_file(done, total, path)` follows progress; `on_result(result)` receives each file's
-    result as soon as it and every file before it are done, in the report's order."""
+    `settings` steer the run; `settings_for(path)` gives a file's own (its nearest
+    configuration's rule selection and options: `config.Resolver.for_file`), by default the
+    run's. `on_file(done, total, path)` follows progress; `on_result(result)` receives each
+    file's result as soon as it and every file before it are done, in the report's order."""
     exclude = list(settings.exclude) + list(settings.extend_exclude)
     found = discover(paths, exclude=exclude, root=settings.root,
                      respect_gitignore=settings.respect_gitignore)
@@ -361,6 +366,7 @@ def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
 
     report = Report(skipped=list(found.skipped), started=time.time())
     work = [(path, False) for path in found.explicit] + [(path, True) for path in found.found]
+    own = [settings_for(path) if settings_for else settings for path, _ in work]
     results: dict[int, FileResult | None] = {}
     emitted = [0]
     done = [0]
@@ -382,15 +388,15 @@ def lint_paths(paths: list[str], settings: Settings, jobs: int = 1,
                                       "skipped")
 
     if not settings.probe:
-        _run_static(work, settings, jobs, lambda index, triple: settle(index, triple[0]))
+        _run_static(work, own, settings, jobs, lambda index, triple: settle(index, triple[0]))
     else:
         # The probe then loads one model at a time, here, and frees it before the next:
         # TensorFlow in several processes at once would multiply its memory and start-up.
-        static = _run_static(work, settings, jobs, lambda index, triple: None)
+        static = _run_static(work, own, settings, jobs, lambda index, triple: None)
         for index, ((path, _), (result, analysis, digest)) in enumerate(zip(work, static)):
             if result is not None and analysis is not None:
                 started = time.perf_counter()
-                _probe_file(result, analysis, path, digest, settings)
+                _probe_file(result, analysis, path, digest, own[index])
                 result.seconds = (result.seconds or 0.0) + time.perf_counter() - started
             settle(index, result)
     late = [_unreadable(path, reason, settings) for path, reason in found.missing]

@@ -376,3 +376,70 @@ def test_settings_are_resolved_once_and_never_changed(tmp_path):
     mine = Settings()
     gradlint.lint(str(tmp_path / "missing.keras"), settings=mine, select=["GL1"], weights=False)
     assert mine == Settings()
+
+
+# --- per-file configuration, as ruff resolves it -----------------------------------------
+
+@pytest.fixture
+def repository(tmp_path, stack):
+    """repo/pyproject.toml ignores GL403; repo/legacy/gradlint.toml selects only GL4. The
+    same model sits at repo/model.keras and repo/legacy/model.keras."""
+    root = tmp_path / "repo"
+    (root / "legacy").mkdir(parents=True)
+    shutil.copy(stack, root / "model.keras")
+    shutil.copy(stack, root / "legacy" / "model.keras")
+    write(root / "pyproject.toml", """
+        [tool.gradlint]
+        ignore = ["GL403"]
+        fail-on = "warning"
+    """)
+    write(root / "legacy" / "gradlint.toml", """
+        select = ["GL4"]
+        fail-on = "never"
+    """)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    return root, elsewhere
+
+
+def _codes_by_file(completed):
+    return {entry["path"]: sorted(f["code"] for f in entry["findings"])
+            for entry in json.loads(completed.stdout)["files"]}
+
+
+def test_configuration_is_found_from_each_file_not_the_working_directory(repository):
+    from conftest import run_gradlint
+
+    root, elsewhere = repository
+    completed = run_gradlint("--output-format", "json", root, cwd=elsewhere)
+    codes = _codes_by_file(completed)
+    assert codes[str(root / "model.keras")] == ["GL101"]  # repo/pyproject.toml: no GL403
+    assert codes[str(root / "legacy" / "model.keras")] == ["GL403"]  # the closest wins
+    # fail-on applies to the whole run: from the working directory's configuration, which
+    # here is none (error), not from either file's.
+    assert completed.returncode == 1
+
+
+def test_command_line_and_config_option_win_over_the_files(repository):
+    from conftest import run_gradlint
+
+    root, elsewhere = repository
+    selected = _codes_by_file(run_gradlint("--output-format", "json", "--select", "GL1",
+                                           root, cwd=elsewhere))
+    assert set(map(tuple, selected.values())) == {("GL101",)}
+    named = _codes_by_file(run_gradlint("--output-format", "json", "--config",
+                                        root / "legacy" / "gradlint.toml", root, cwd=elsewhere))
+    assert set(map(tuple, named.values())) == {("GL403",)}  # --config: for every file
+    isolated = _codes_by_file(run_gradlint("--output-format", "json", "--isolated", root,
+                                           cwd=elsewhere))
+    assert set(map(tuple, isolated.values())) == {("GL101", "GL403")}
+
+
+def test_run_wide_keys_come_from_the_working_directory(repository):
+    from conftest import run_gradlint
+
+    root, _ = repository
+    completed = run_gradlint("--output-format", "json", ".", cwd=root / "legacy")
+    assert completed.returncode == 0  # legacy/gradlint.toml: fail-on = "never"
+    completed = run_gradlint("--output-format", "json", "legacy", cwd=root)
+    assert completed.returncode == 1  # repo/pyproject.toml: fail-on = "warning", GL403
