@@ -85,47 +85,31 @@ def glob_matches(pattern: str, path: str, root: str | None = None) -> bool:
     return False
 
 
-@dataclass
-class _IgnoreRule:
-    regex: re.Pattern
-    negated: bool
-    directory_only: bool
-    base: str
+GITIGNORE_LIMIT = 1 << 20  # a bigger ignore file is not read: it is no list of patterns
 
 
-def _parse_gitignore(path: str) -> list[_IgnoreRule]:
-    rules = []
-    base = os.path.dirname(os.path.abspath(path))
+def _ignore_lines(path: str) -> list[str] | None:
+    """The lines of an ignore file, or None where there is none (only a regular file, read
+    as git does: bytes, up to `GITIGNORE_LIMIT`)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > GITIGNORE_LIMIT:
+            return None
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", "surrogateescape").splitlines()
     except OSError:
-        return rules
-    for line in lines:
-        line = line.rstrip()
-        if not line or line.startswith("#"):
-            continue
-        negated = line.startswith("!")
-        if negated:
-            line = line[1:]
-        line = line.replace("\\#", "#").replace("\\!", "!")
-        directory_only = line.endswith("/")
-        line = line.rstrip("/")
-        if not line:
-            continue
-        anchored = "/" in line
-        line = line.lstrip("/")
-        pattern = line if anchored else "**/" + line
-        rules.append(_IgnoreRule(glob_to_regex(pattern), negated, directory_only, base))
-    return rules
+        return None
 
 
 class GitIgnore:
-    """`.gitignore` files from the search root up to the repository root, plus the ones met
-    while walking; later and deeper rules win, as in git."""
+    """What git ignores below a repository: `.git/info/exclude`, then each `.gitignore` from
+    the repository root down to a path's directory, the last matching pattern winning, as in
+    git. The patterns are git's own syntax, matched by `pathspec`'s implementation of it
+    (escapes, negation, directory-only and anchored patterns, `**`), imported only when a
+    repository has an ignore file."""
 
     def __init__(self, start: str):
-        self._rules: dict[str, list[_IgnoreRule]] = {}
+        self._specs: dict[str, object | None] = {}
         directory = os.path.abspath(start)
         self._root = directory
         while True:
@@ -137,27 +121,37 @@ class GitIgnore:
                 break
             directory = parent
 
-    def _rules_for(self, directory: str) -> list[_IgnoreRule]:
-        if directory not in self._rules:
-            self._rules[directory] = _parse_gitignore(os.path.join(directory, ".gitignore"))
-        return self._rules[directory]
+    def _spec(self, path: str):
+        if path not in self._specs:
+            lines = _ignore_lines(path)
+            if lines is None:
+                self._specs[path] = None
+            else:
+                import pathspec
+
+                self._specs[path] = pathspec.GitIgnoreSpec.from_lines(lines)
+        return self._specs[path]
 
     def ignored(self, path: str, is_directory: bool) -> bool:
         absolute = os.path.abspath(path)
         if not absolute.startswith(self._root + os.sep):
             return False
-        directories = [self._root]
+        levels = [(self._root, os.path.join(self._root, ".git", "info", "exclude"))]
+        directory = self._root
         for part in os.path.relpath(os.path.dirname(absolute), self._root).split(os.sep):
             if part not in ("", "."):
-                directories.append(os.path.join(directories[-1], part))
+                levels.append((directory, os.path.join(directory, ".gitignore")))
+                directory = os.path.join(directory, part)
+        levels.append((directory, os.path.join(directory, ".gitignore")))
         result = False
-        for base in directories:
-            for rule in self._rules_for(base):
-                if rule.directory_only and not is_directory:
-                    continue
-                relative = os.path.relpath(absolute, rule.base).replace(os.sep, "/")
-                if rule.regex.match(relative):
-                    result = not rule.negated
+        for base, ignore_file in levels:
+            spec = self._spec(ignore_file)
+            if spec is None:
+                continue
+            relative = os.path.relpath(absolute, base).replace(os.sep, "/")
+            verdict = spec.check_file(relative + "/" if is_directory else relative).include
+            if verdict is not None:
+                result = verdict
         return result
 
 

@@ -8,6 +8,8 @@ import json
 import shutil
 import textwrap
 
+import os
+
 import pytest
 from click.testing import CliRunner
 
@@ -176,3 +178,49 @@ def test_gitignore_without_the_pattern_ignores_nothing(tree):
     (tree / ".git").mkdir()
     (tree / ".gitignore").write_text("*.txt\n")
     assert found("models") == DEFAULT
+
+
+def test_gitignore_parity_with_git_itself(tmp_path):
+    """In a real git repository, the files a directory search finds are exactly the model
+    files git reports as untracked and not ignored: escapes, negation, directory-only and
+    anchored patterns, `**`, character classes, nested ignore files and .git/info/exclude."""
+    import shutil
+    import subprocess
+
+    from gradlint.discovery import MODEL_SUFFIXES, WEIGHTS_ONLY_SUFFIXES, discover
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    environment = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
+                   "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    subprocess.run(["git", "-c", "core.fsmonitor=", "init", "-q", str(repo)], check=True,
+                   env=environment)
+    files = ["a.keras", "b c.keras", "star*.keras", "starx.keras", "keep.h5", "drop.h5",
+             "anchored.keras", "sub/anchored.keras", "deep/x/y/model.h5", "deep/model.h5",
+             "build/out.keras", "notbuild.keras/inner.keras", "a.keras.bak",
+             "m1.keras", "m2.keras", "m9.keras", "nested/local.keras", "nested/other.keras",
+             "nested/inner/again.keras", "info/excluded.keras", "#hash.keras",
+             "trailing.keras", "!bang.keras"]
+    for name in files:
+        path = repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    (repo / ".gitignore").write_text(
+        "b\\ c.keras\nstar\\*.keras\n*.h5\n!keep.h5\n/anchored.keras\n**/x/**/*.h5\n"
+        "build/\nm[12].keras\nnested/**/again.keras\n\\#hash.keras\ntrailing.keras   \n"
+        "\\!bang.keras\n")
+    (repo / "nested" / ".gitignore").write_text("local.keras\n")
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "exclude").write_text("info/\n")
+    listed = subprocess.run(["git", "-c", "core.fsmonitor=", "-C", str(repo), "ls-files",
+                             "--others", "--exclude-standard"], check=True,
+                            capture_output=True, text=True, env=environment).stdout
+    expected = {line for line in listed.splitlines()
+                if line.lower().endswith(MODEL_SUFFIXES)
+                and not line.lower().endswith(WEIGHTS_ONLY_SUFFIXES)}
+    found = discover([str(repo)], exclude=[".git"], root=str(repo))
+    got = {os.path.relpath(path, repo).replace(os.sep, "/") for path in found.found}
+    assert got == expected
+    assert "b c.keras" not in got and "starx.keras" in got and "keep.h5" in got
