@@ -194,6 +194,12 @@ def discover(paths: list[str], *, exclude: list[str], root: str,
             result.explicit.append(path)  # the reader reports the unsupported format
             continue
         gitignore = GitIgnore(path) if respect_gitignore else None
+        if gitignore is not None and gitignore.ignored(path, True):
+            # Named on the command line, a directory git ignores (a local checkpoints/, say)
+            # is searched as it is, as a file named there would be linted.
+            result.skipped.append(f"{path}: git ignores this directory; searched without "
+                                  "the ignore files, since it was named")
+            gitignore = None
         tree = os.path.realpath(path)
         found_here = []
         for directory, subdirectories, files in os.walk(path):

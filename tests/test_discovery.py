@@ -224,3 +224,20 @@ def test_gitignore_parity_with_git_itself(tmp_path):
     got = {os.path.relpath(path, repo).replace(os.sep, "/") for path in found.found}
     assert got == expected
     assert "b c.keras" not in got and "starx.keras" in got and "keep.h5" in got
+
+
+def test_a_directory_git_ignores_is_searched_when_named(tmp_path):
+    """`gradlint checkpoints/` where .gitignore has `checkpoints/` lints what is there (as a
+    file named on the command line would be), with a note; found below a searched
+    directory, it is skipped as git skips it."""
+    from gradlint.discovery import discover
+
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "checkpoints").mkdir()
+    (repo / "checkpoints" / "best.keras").write_bytes(b"")
+    (repo / ".gitignore").write_text("checkpoints/\n")
+    named = discover([str(repo / "checkpoints")], exclude=[], root=str(repo))
+    assert named.found == [str(repo / "checkpoints" / "best.keras")]
+    assert any("git ignores this directory" in note for note in named.skipped)
+    assert discover([str(repo)], exclude=[], root=str(repo)).found == []
