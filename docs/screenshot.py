@@ -3,15 +3,19 @@
     python docs/screenshot.py report.html                 # an existing report
     python docs/screenshot.py models/a.keras models/b.h5  # lint these models first
     python docs/screenshot.py --demo --probe              # build demo models, lint and probe them
+    python docs/screenshot.py --demo --probe --big --width 1400 --full-page --output /tmp/all.png
 
-Writes docs/report.png (``--output`` to change it; ``--dark`` for the dark colour scheme).
-Needs selenium, /usr/bin/chromium and /usr/bin/chromedriver (Debian's chromium and
-chromium-driver packages); the demo also needs Keras.
+Writes docs/report.png (``--output`` to change it): the first ``--height`` pixels of the page
+in a window ``--width`` wide, or the whole page with ``--full-page``; ``--dark`` for the dark
+colour scheme; ``--big`` adds a demo model of 216 layers in four stages. Needs selenium,
+/usr/bin/chromium and /usr/bin/chromedriver (Debian's chromium and chromium-driver
+packages); the demo also needs Keras.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import sys
 import tempfile
@@ -36,8 +40,9 @@ def start_browser(width: int, height: int, profile: str):
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
-def build_demo_models(directory: Path) -> list[Path]:
-    """Three small models: a deep sigmoid stack, a recurrent model, and a healthy ReLU net."""
+def build_demo_models(directory: Path, big: bool = False) -> list[Path]:
+    """Three small models: a deep sigmoid stack, a recurrent model, and a healthy ReLU net;
+    with `big`, a fourth of 216 layers in four stages (stage1_block1_dense, ...)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
@@ -55,9 +60,18 @@ def build_demo_models(directory: Path) -> list[Path]:
                                                kernel_initializer="he_normal",
                                                name=f"dense_{i}") for i in range(1, 5)]
                                + [layers.Dense(1, name="head")], name="relu_he")
+    models = [(deep, "deep_sigmoid.keras"), (recurrent, "sequence_scorer.keras"),
+              (healthy, "relu_he.keras")]
+    if big:
+        inputs = x = keras.Input((16,))
+        for stage in range(1, 5):
+            for block in range(1, 28):
+                x = layers.Dense(16, activation="tanh", name=f"stage{stage}_block{block}_dense")(x)
+                x = layers.LayerNormalization(name=f"stage{stage}_block{block}_norm")(x)
+        models.append((keras.Model(inputs, layers.Dense(1, name="head")(x), name="staged"),
+                       "staged_216.keras"))
     paths = []
-    for model, name in ((deep, "deep_sigmoid.keras"), (recurrent, "sequence_scorer.keras"),
-                        (healthy, "relu_he.keras")):
+    for model, name in models:
         path = directory / name
         model.save(path)
         paths.append(path)
@@ -74,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dark", action="store_true", help="use the dark colour scheme")
     parser.add_argument("--probe", action="store_true",
                         help="also run the probe, to chart measured gradients (needs Keras)")
+    parser.add_argument("--big", action="store_true",
+                        help="with --demo, add a model of 216 layers in four stages")
+    parser.add_argument("--full-page", action="store_true",
+                        help="the whole page, not only the first --height pixels")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="gradlint-screenshot-") as scratch:
@@ -87,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             models = [Path(p) for p in args.inputs]
             if args.demo:
                 os.chdir(scratch_path)
-                models = [p.relative_to(scratch_path) for p in build_demo_models(scratch_path)]
+                models = [p.relative_to(scratch_path)
+                          for p in build_demo_models(scratch_path, big=args.big)]
             if not models:
                 parser.error("give an HTML report, model files, or --demo")
             page = scratch_path / "report.html"
@@ -99,7 +118,14 @@ def main(argv: list[str] | None = None) -> int:
                 driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {
                     "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
             driver.get(page.as_uri())
-            driver.save_screenshot(args.output)
+            if args.full_page:
+                height = driver.execute_script("return document.documentElement.scrollHeight")
+                shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+                    "format": "png", "captureBeyondViewport": True,
+                    "clip": {"x": 0, "y": 0, "width": args.width, "height": height, "scale": 1}})
+                Path(args.output).write_bytes(base64.b64decode(shot["data"]))
+            else:
+                driver.save_screenshot(args.output)
         finally:
             driver.quit()
     size = os.path.getsize(args.output)
