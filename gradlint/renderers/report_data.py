@@ -1,8 +1,7 @@
-"""What several renderers need from one report: its dict form, the rules' documentation in
-sections, paths relative to the repository, and stable finding keys.
-
-Renderers work from `Report.to_dict()` (the JSON contract), so that every format shows the
-same report; `report_dict` also accepts that dict itself. Nothing here imports jinja2.
+"""What several renderers need from one report: the rules' documentation in sections, paths
+relative to the repository, and stable finding keys. Renderers read the typed `Report`; a
+file's layer entries, model summary and probe run are the JSON contract's dicts there too.
+Nothing here imports jinja2.
 """
 
 from __future__ import annotations
@@ -19,13 +18,6 @@ SEVERITY_ORDER = ("error", "warning", "info")
 SECTION = re.compile(r"^##\s+(.+?)\s*$", re.MULTILINE)
 EXPLANATION_SECTIONS = ("Why it hurts gradient flow", "Why it matters")
 FIX_SECTIONS = ("Use instead",)
-
-
-def report_dict(report: Any) -> dict[str, Any]:
-    """The JSON-contract dict of a `Report`, or the dict itself."""
-    if isinstance(report, dict):
-        return report
-    return report.to_dict()
 
 
 @dataclass(frozen=True)
