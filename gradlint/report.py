@@ -24,7 +24,9 @@ meaning; new fields may appear at any time)::
                  "files_linted", "files_unreadable", "files_probe_failed", "suppressed"}}
 
 ``measured`` is null when the probe did not run or the layer has no kernel; its
-``kernel_gradient`` is relative to the output layer's, as the estimate's is.
+``kernel_gradient`` is relative to the output layer's, as the estimate's is. A recurrent
+layer's ``measured`` also has ``input_gradient_by_step``: the loss gradient's norm at each
+input time step, in processing order (medians over the probe's seeds).
 
 ``suppressed`` lists, in the form of ``findings``, the findings a baseline (``--baseline``)
 records: they are in no count of ``summary`` but its own ``suppressed``, and never fail the

@@ -357,3 +357,13 @@ def test_progress_line_only_on_a_terminal(monkeypatch, capsys):
     assert "probed 2/3 files (last: b.keras)" in terminal.text
     show.update(3, 3, "c.keras")
     assert terminal.text.endswith("\r\x1b[K")
+
+def test_recurrent_layers_carry_the_gradient_at_every_time_step(cli_report):
+    """A recurrent layer's measurement holds the loss gradient at each input step (what the
+    HTML report's time-step chart draws), consistent with the finding's first/last ratio."""
+    _, files, _ = cli_report
+    layer = next(layer for layer in files["simple_rnn"]["layers"]
+                 if layer["measured"] and layer["measured"].get("input_gradient_by_step"))
+    steps = layer["measured"]["input_gradient_by_step"]
+    assert len(steps) >= 20 and all(value >= 0 for value in steps)
+    assert steps[0] < steps[-1]  # the SimpleRNN's gradient fades towards the first step

@@ -177,7 +177,7 @@ def measured_entry(measurements: Measurements | None, path: str) -> dict[str, An
     if kernel is None:
         return None
     call = measurements.call(path)
-    return {
+    entry = {
         "kernel_gradient": _rounded(kernel.relative),
         "kernel_gradient_norm": _rounded(kernel.gradient_norm),
         "gradient_to_weight": _rounded(kernel.gradient_to_weight),
@@ -185,6 +185,11 @@ def measured_entry(measurements: Measurements | None, path: str) -> dict[str, An
         "saturated_fraction": _rounded(call.saturated_fraction) if call is not None else None,
         "dead_fraction": _rounded(call.dead_fraction) if call is not None else None,
     }
+    recurrent = measurements.recurrent.get(path)
+    if recurrent is not None and recurrent.steps:
+        # The loss gradient's norm at each input time step, in processing order.
+        entry["input_gradient_by_step"] = [_rounded(value) for value in recurrent.steps]
+    return entry
 
 
 def _rounded(value: float | None) -> float | None:
