@@ -108,9 +108,10 @@ def test_json_carries_estimate_and_measurement_per_layer(cli_report):
             assert "estimate" in layer and "measured" in layer
         for layer in weighted:
             measured = layer["measured"]
+            recurrent = {"input_gradient_by_step"} if layer["kind"] == "recurrent" else set()
             assert set(measured) == {"kernel_gradient", "kernel_gradient_norm",
                                      "gradient_to_weight", "forward_scale",
-                                     "saturated_fraction", "dead_fraction"}
+                                     "saturated_fraction", "dead_fraction"} | recurrent
             assert isinstance(measured["kernel_gradient_norm"], float)
             assert layer["estimate"]["kernel_gradient"] is not None
         # Both ratios are relative to the same output layer.
