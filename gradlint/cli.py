@@ -206,7 +206,7 @@ def main() -> None:
               metavar="SECONDS",
               help="Time limit for reading and analysing one file (default: 300).")
 @click.option("--max-memory", type=click.IntRange(min=1), default=None, metavar="MB",
-              help="Memory limit for reading and analysing one file (default: 2048).")
+              help="Memory limit for reading and analysing one file (default: 1024).")
 @click.option("--allow-ambiguous-format", is_flag=True, default=None,
               help="Read a file whose name's extension disagrees with its bytes, or that is "
                    "both a zip and an HDF5 file (read as the zip).")

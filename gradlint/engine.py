@@ -288,6 +288,10 @@ def _failed_outcome(path: str, outcome: Outcome, settings: Settings) -> FileResu
                                  "it was stopped", settings)
     if outcome.failure == "memory":
         return _unreadable(path, _memory_message(settings), settings)
+    if outcome.failure == "stuck":
+        return _unreadable(path, "a call into HDF5 on this file did not return (a corrupted "
+                                 "attribute or heap): the file is corrupted; it was stopped",
+                           settings)
     result = _unreadable(path, f"internal error: the process reading the file "
                                f"{outcome.detail.splitlines()[0] if outcome.detail else 'failed'}"
                                "; this is a bug in gradlint: please report it with the file",

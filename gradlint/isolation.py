@@ -26,6 +26,7 @@ for the files still waiting).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import selectors
@@ -45,13 +46,34 @@ STOP = -1
 @dataclass
 class Outcome:
     """What one file's work came to: its `value`, or why there is none (`failure` is
-    "timeout", "memory", "exception" or "crash", with `detail`). `max_rss_kb` is the
+    "timeout", "stuck" (an `uninterruptible` call did not return), "memory", "exception" or
+    "crash", with `detail`). `max_rss_kb` is the
     worker's peak resident size when the work ended (an upper bound for this work)."""
 
     value: Any = None
     failure: str | None = None
     detail: str = ""
     max_rss_kb: int = 0
+
+
+_in_worker = False
+
+
+@contextlib.contextmanager
+def uninterruptible(seconds: float):
+    """Around a call into C that a corrupted file can make spin without end (h5py reading a
+    variable-length attribute whose stored size was corrupted): in a worker, the kernel ends
+    the worker if the call has not returned after `seconds` (SIGALRM, whose default action
+    no Python handler can delay), and the parent reports it. Elsewhere it does nothing."""
+    if not _in_worker:
+        yield
+        return
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def thread_count() -> int:
@@ -121,6 +143,8 @@ def _worker(works: Sequence[Callable[[], Any]], tasks: int, results: int, parent
     """Runs in the worker: takes task indices until told to stop; never returns."""
     import resource
 
+    global _in_worker
+    _in_worker = True
     status = 0
     try:
         if prctl is not None:
@@ -263,6 +287,8 @@ def _crash(status: int | None) -> Outcome:
         number = os.WTERMSIG(status)
         if number == getattr(signal, "SIGXCPU", None):
             return Outcome(failure="timeout")
+        if number == signal.SIGALRM:  # an `uninterruptible` call passed its deadline
+            return Outcome(failure="stuck")
         try:
             name = signal.Signals(number).name
         except ValueError:

@@ -9,9 +9,10 @@ measurement behind it:
 
 - `timeout`: 300 s per file. The slowest legitimate file measured, a 10,000-layer chain with
   weight statistics, takes 16 s (bench/bench_static.py).
-- `max_memory_mb`: 2,048 MB of address space per file. VGG16 (553 MB, one 411 MB kernel)
+- `max_memory_mb`: 1,024 MB of address space per file. VGG16 (553 MB, one 411 MB kernel)
   peaks at 67 MB resident and the 10,000-layer chain at 219 MB; numpy and h5py alone map
-  150 MB.
+  150 MB; ResNet50, VGG16 and a 1,000-layer chain all read within 512 MB. A corrupted
+  attribute that makes HDF5 allocate gigabytes fails at once instead.
 - `max_config_mb`: 64 MB of model configuration. ResNet50's `config.json` is 0.17 MB, a
   1,000-layer chain's 0.53 MB.
 - `max_inflate_ratio`: 100. Keras stores archive members and weights uncompressed (ratio 1);
@@ -32,7 +33,7 @@ MB = 1 << 20
 @dataclass(frozen=True)
 class Limits:
     timeout: float = 300.0
-    max_memory_mb: int = 2048
+    max_memory_mb: int = 1024
     max_config_mb: int = 64
     max_inflate_ratio: int = 100
     inflate_floor_mb: int = 16

@@ -194,6 +194,35 @@ def test_polyglot_zip_and_hdf5(good, good_h5, tmp_path):
     _refused(path, good, "both a zip archive and an HDF5 file")
 
 
+def test_polyglot_with_a_zip_appended_to_hdf5(good, good_h5, tmp_path):
+    """Python's zipfile (and so Keras) finds a zip by its end record: one appended to an
+    HDF5 file makes it both."""
+    path = tmp_path / "appended.h5"
+    head = tmp_path / "tail.zip"
+    _archive(head, {"config.json": b"{}"})
+    path.write_bytes(good_h5.read_bytes() + head.read_bytes())
+    _refused(path, good, "both a zip archive and an HDF5 file (its HDF5 data starts at byte 0)")
+
+
+def test_archive_whose_weights_happen_to_start_at_a_user_block_offset(good, tmp_path):
+    """HDF5 looks for its signature at 512, 1024, 2048, ...: a .keras archive whose stored
+    weights member begins exactly there is still an archive, not a polyglot."""
+    members = _members(good)
+    order = ["metadata.json", "config.json", "model.weights.h5"]
+    before = sum(30 + len(name) + len(members[name]) for name in order[:2]) + 30 + \
+        len(order[2])
+    target = 1 << max(12, before.bit_length())
+    members["config.json"] += b" " * (target - before)
+    path = tmp_path / "aligned.keras"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name in order:
+            archive.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), members[name])
+    assert path.read_bytes()[target:target + 8] == b"\x89HDF\r\n\x1a\n"
+    completed, files = _lint(path)
+    assert completed.returncode == 0, files
+    assert files[str(path)]["error"] is None
+
+
 def test_extension_that_names_the_other_format(good, good_h5, tmp_path):
     path = tmp_path / "legacy.keras"
     path.write_bytes(good_h5.read_bytes())

@@ -130,3 +130,29 @@ def test_workers_are_reused_and_replaced_after_a_failure():
     assert first[0] == second[0] != os.getpid()
     assert failed[1] == "exception"
     assert third[0] == fourth[0] and third[0] != first[0]
+
+
+def test_a_call_that_never_returns_is_stopped_at_its_own_deadline():
+    """`uninterruptible` gives one C call its own deadline in a worker (far shorter than the
+    file's), and does nothing outside one."""
+    outcomes = _run(f"""
+        import json, time
+        from gradlint.isolation import run_isolated, uninterruptible
+
+        def stuck():
+            with uninterruptible(0.5):
+                {SPIN}
+
+        def quick():
+            with uninterruptible(0.5):
+                return "returned"
+
+        started = time.monotonic()
+        found = run_isolated([stuck, quick], jobs=1, timeout=60, memory_bytes=None)
+        with uninterruptible(0.01):
+            time.sleep(0.05)  # not in a worker: no alarm
+        print(json.dumps({{"seconds": time.monotonic() - started,
+                          "outcomes": [[o.value, o.failure] for o in found]}}))
+    """)
+    assert outcomes["outcomes"] == [[None, "stuck"], ["returned", None]]
+    assert outcomes["seconds"] < 10

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+import zipfile
 
 from gradlint.errors import ModelReadError, UnsupportedFormat
 from gradlint.graph import ModelGraph
@@ -51,6 +52,25 @@ def _hdf5_offset(handle, size: int) -> int | None:
     return None
 
 
+def _starts_a_stored_member(handle, offset: int) -> bool:
+    """Whether `offset` is where the data of an uncompressed member of the zip begins (the
+    HDF5 weights inside a `.keras` archive may happen to start at 512, 1024, ...)."""
+    import struct
+
+    try:
+        with zipfile.ZipFile(handle) as archive:
+            for info in archive.infolist():
+                if info.compress_type != zipfile.ZIP_STORED:
+                    continue
+                handle.seek(info.header_offset + 26)
+                name_length, extra_length = struct.unpack("<HH", handle.read(4))
+                if info.header_offset + 30 + name_length + extra_length == offset:
+                    return True
+    except (zipfile.BadZipFile, OSError, struct.error, ValueError):
+        return False
+    return False
+
+
 def detect_format(path: str, *, allow_ambiguous: bool = False) -> str:
     """The file's format from its bytes: `KERAS_ARCHIVE` or `HDF5`.
 
@@ -73,8 +93,13 @@ def detect_format(path: str, *, allow_ambiguous: bool = False) -> str:
         head = handle.read(64)
         if not head:
             raise ModelReadError("the file is empty")
-        is_zip = head.startswith(ZIP_SIGNATURE)
         hdf5_at = _hdf5_offset(handle, info.st_size)
+        # A zip is found by its end record as well as by its first bytes: Python's zipfile
+        # and so Keras read a zip appended to an HDF5 file.
+        is_zip = head.startswith(ZIP_SIGNATURE) or zipfile.is_zipfile(handle)
+        if is_zip and hdf5_at is not None and head.startswith(ZIP_SIGNATURE) and \
+                _starts_a_stored_member(handle, hdf5_at):
+            hdf5_at = None  # a .keras archive's own weights file, stored uncompressed
     if head.startswith(LFS_POINTER):
         # Not UnsupportedFormat: a searched-for pointer is a model nobody checked, not a
         # data file to skip.

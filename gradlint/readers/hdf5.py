@@ -25,7 +25,12 @@ import os
 from typing import Any
 
 from gradlint.errors import ModelReadError
+from gradlint.isolation import uninterruptible
 from gradlint.limits import MB, Limits
+
+# Reading one attribute of at most `Limits.max_config_mb` takes well under a second (a 64 MB
+# string: 0.1 s); a corrupted variable-length one can make HDF5 spin without end.
+ATTRIBUTE_SECONDS = 5.0
 
 # Never load a filter plugin from HDF5's plugin path (HDF5's documented switch; read when the
 # library starts, so set before h5py is first imported).
@@ -191,7 +196,8 @@ def attribute_bytes(handle: h5py.File, name: str, limits: Limits) -> Any:
         raise ModelReadError(f"the '{name}' attribute is {attribute.get_storage_size() / MB:.0f}"
                              f" MB, over the {limits.max_config_mb} MB limit "
                              "(limits.max-config-mb)")
-    value = handle.attrs.get(name)
+    with uninterruptible(ATTRIBUTE_SECONDS):
+        value = handle.attrs.get(name)
     size = len(value) if isinstance(value, (bytes, str)) else getattr(value, "nbytes", 0)
     if size > limits.config_bytes:
         raise ModelReadError(f"the '{name}' attribute is {size / MB:.0f} MB, over the "

@@ -34,6 +34,10 @@ def build_graph(model_config: Any, *, format: str, keras2: bool) -> ModelGraph:
     if not isinstance(model_config, dict) or "class_name" not in model_config:
         raise ModelReadError("the configuration is not a Keras model configuration "
                              "(no 'class_name' at the top level)")
+    if isinstance(model_config.get("config"), list) and not _is_sequential(model_config):
+        # Only Keras 2.2.0-2.2.2 Sequential models stored their layers as a bare list.
+        raise ModelReadError(f"the {shown(model_config['class_name'])} model's 'config' is a "
+                             "list, not an object")
     model_config = _normalized(model_config)
     config = model_config["config"]
     class_name = str(model_config["class_name"])
@@ -138,36 +142,42 @@ def make_layer(entry: dict, path: str, notes: list[str] | None = None) -> Layer:
         layer.kernel_initializer = initializers.parse(
             source.get("kernel_initializer") or source.get("depthwise_initializer")
             or source.get("embeddings_initializer"))
-        kernel_key = next((key for key in ("kernel_initializer", "depthwise_initializer",
-                                           "embeddings_initializer") if source.get(key)),
-                          "kernel_initializer")
         layer.bias_initializer = initializers.parse(source.get("bias_initializer"))
-        if notes is not None:
-            _note_initializers(layer, kind, source, kernel_key, notes)
+        if notes is not None and (kind in WEIGHTED_KINDS or kind == "normalization"):
+            _note_initializers(layer, kind, source, notes)
     return layer
 
 
-def _note_initializers(layer: Layer, kind: str, source: dict, kernel_key: str,
-                       notes: list[str]) -> None:
+def _note_initializers(layer: Layer, kind: str, source: dict, notes: list[str]) -> None:
     """Note the initializers the estimate reads whose parameters are not usable."""
     checked = []
     if kind in WEIGHTED_KINDS:
+        kernel_key = next((key for key in ("kernel_initializer", "depthwise_initializer",
+                                           "embeddings_initializer") if source.get(key)),
+                          "kernel_initializer")
         checked += [(kernel_key, layer.kernel_initializer, "passes the signal through this layer"),
                     ("bias_initializer", layer.bias_initializer, "takes the bias as zero")]
     if kind == "separable":
-        checked.append(("pointwise_initializer",
-                        initializers.parse(source.get("pointwise_initializer")),
+        checked.append(("pointwise_initializer", _parameterized(source, "pointwise_initializer"),
                         "passes the signal through this layer"))
     if kind == "normalization":
-        checked += [("gamma_initializer", initializers.parse(source.get("gamma_initializer")),
+        checked += [("gamma_initializer", _parameterized(source, "gamma_initializer"),
                      "takes gamma as one"),
-                    ("beta_initializer", initializers.parse(source.get("beta_initializer")),
+                    ("beta_initializer", _parameterized(source, "beta_initializer"),
                      "takes beta as zero")]
     for key, initializer, effect in checked:
         if initializer is not None and initializer.problem:
             notes.append(f"layer '{layer.path}': its {key} {initializer.name} is not usable "
                          f"({initializer.problem}); the estimate from the initializers "
                          f"{effect}")
+
+
+def _parameterized(source: dict, key: str):
+    """The initializer at `key` when it has parameters that could be unusable, else None."""
+    value = source.get(key)
+    if isinstance(value, dict) and value.get("config"):
+        return initializers.parse(value)
+    return None
 
 
 def _keras3_refs(value: Any, refs: list, shapes: list, layer: str) -> None:
@@ -182,19 +192,25 @@ def _keras3_refs(value: Any, refs: list, shapes: list, layer: str) -> None:
                                      f"{shown(tensor_config)})")
             history = tensor_config.get("keras_history")
             if isinstance(history, (list, tuple)) and len(history) >= 3:
-                refs.append(_reference(layer, history, "keras_history"))
+                node_index, tensor_index = history[1], history[2]
+                if type(node_index) is int and type(tensor_index) is int \
+                        and 0 <= node_index <= MAX_SIZE and 0 <= tensor_index <= MAX_SIZE:
+                    refs.append((str(history[0]), node_index, tensor_index))
+                else:
+                    refs.append(_reference(layer, history, "keras_history"))
                 shape = tensor_config.get("shape")
                 if isinstance(shape, list):
                     try:
                         shapes.append(shape_value("shape", shape))
                     except ConfigValueError as error:
-                        raise ModelReadError(f"layer '{layer}': its input from "
-                                             f"'{refs[-1][0]}' has {error}") from None
+                        raise ModelReadError(f"layer '{layer}': in the input it reads from "
+                                             f"'{refs[-1][0]}', {error}") from None
                 elif shape is None or isinstance(shape, tuple):
                     shapes.append(None)
                 else:
-                    raise ModelReadError(f"layer '{layer}': its input from '{refs[-1][0]}' has "
-                                         f"a 'shape' that is not a list (got {shown(shape)})")
+                    raise ModelReadError(f"layer '{layer}': in the input it reads from "
+                                         f"'{refs[-1][0]}', 'shape' must be a list of whole "
+                                         f"numbers or nulls (got {shown(shape)})")
             return
         for sub_key, item in value.items():
             if sub_key != "mask":
@@ -426,6 +442,9 @@ class _GraphBuilder:
             if not produced_ids:
                 raise ModelReadError(f"output layer '{layer_name}' is not produced by the graph")
             outputs.append(produced_ids[min(tensor_index, len(produced_ids) - 1)])
+        if not outputs and not prefix and config.get("output_layers") is not None:
+            raise ModelReadError(f"the model names no outputs (its 'output_layers' is "
+                                 f"{shown(config.get('output_layers'))})")
         return outputs
 
     def _node_offset(self, item: dict) -> int:
@@ -435,9 +454,9 @@ class _GraphBuilder:
             return 0
         if item.get("class_name") != "Sequential":
             return 1
-        layers = _normalized(item)["config"].get("layers") or []
-        if not layers or not isinstance(layers[0], dict):
-            return 0
+        layers = _normalized(item)["config"].get("layers")
+        if not isinstance(layers, list) or not layers or not isinstance(layers[0], dict):
+            return 0  # (a layer list that is not a list is reported when the model is read)
         first = layers[0]
         first_config = first.get("config") if isinstance(first.get("config"), dict) else {}
         if first.get("class_name") == "InputLayer" or "batch_input_shape" in first_config:

@@ -15,6 +15,8 @@ import zipfile
 from typing import Any, Iterable, Iterator
 
 from gradlint.graph import Layer, ModelGraph, WeightStats
+from gradlint.isolation import uninterruptible
+from gradlint.readers.hdf5 import ATTRIBUTE_SECONDS
 
 CHUNK_ELEMENTS = 1 << 21  # 2M values: 16 MB as float64
 
@@ -335,7 +337,8 @@ def _attach_container(group: Any, model_entry: dict, prefix: str,
     for key, member in members.items():
         vars_group = member.get("vars") if hasattr(member, "get") else None
         if vars_group is not None and "name" in vars_group.attrs:
-            value = vars_group.attrs["name"]
+            with uninterruptible(ATTRIBUTE_SECONDS):
+                value = vars_group.attrs["name"]
             key_by_name[value.decode() if isinstance(value, bytes) else str(value)] = key
     counters: dict[str, int] = {}
     config = model_entry.get("config") or {}
@@ -369,7 +372,8 @@ def attach_legacy_weights(graph: ModelGraph, model_weights: Any,
         leaf_names.setdefault(path.split("/", 1)[0], []).append(path)
     for layer_name in model_weights.keys():
         group = model_weights[layer_name]
-        names = group.attrs.get("weight_names")
+        with uninterruptible(ATTRIBUTE_SECONDS):
+            names = group.attrs.get("weight_names")
         if names is None or len(names) == 0:
             continue
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
