@@ -16,10 +16,11 @@ or from a shell (the base models must exist: ``build-base`` makes them, with Ten
     python tests/fuzz_inputs.py build-base DIR
     python tests/fuzz_inputs.py make --seed S --index I --base DIR --canaries C OUTDIR
 
-The input class and its variant follow from the index alone (a fixed weighted cycle over
-`CLASSES`, so that any run of a few hundred inputs covers every class and variant); the seed
-and the index then pick the base model, the values and the byte positions. The same seed,
-index and base models give the same bytes.
+The input's class follows from the index alone (a fixed weighted cycle over `CLASSES`), its
+variant from the index and the seed (each class cycles through its variants, so that any run
+of a few hundred inputs covers every class and variant); a random generator seeded with both
+then picks the base model, the values and the byte positions. The same seed, index and base
+models give the same bytes (up to the canary directory's path, which some inputs hold).
 
 Files that a mutation references outside the input (HDF5 external links, external raw storage,
 virtual-dataset sources, symlink targets) are "canaries" in one directory, named after the
@@ -27,10 +28,11 @@ input's index (``0000123-link.h5``), so that a read of one, seen by `CanaryWatch
 inotify: HDF5 opens linked files from C, where Python's audit hooks do not see it), names the
 input that caused it.
 
-The second half of this module runs gradlint on a batch of inputs (`run_batch`) and checks
-its output (`check_batch`): no escaped exception, every file reported, no hang (gradlint's
-``--timeout`` limit, reported as a GL001 "time limit" message, counts as a hang), no read of a
-canary. `isolate` finds which inputs of a failed batch fail on their own.
+The second half of this module runs gradlint on a batch of inputs and checks its output
+(`Runner.check`, `check_run`): no escaped exception, every input reported as it must be, no
+hang (gradlint's ``--timeout`` limit, reported as a GL001 "time limit" message, counts as a
+hang), no read of a canary. A batch that fails as a whole (a traceback, a killed run) is
+bisected to the inputs that fail on their own.
 """
 
 from __future__ import annotations
@@ -269,7 +271,7 @@ def write_config(base: str, destination: str, text: str) -> None:
         return
     if len(text) > 60_000:  # beyond a compact attribute: needs HDF5's dense attribute storage
         rebuild_h5(base, destination, attrs={"model_config": text}, libver="latest")
-        return
+        return  # (not byte-for-byte reproducible: that storage writes timestamps)
     shutil.copyfile(base, destination)
     with _h5().File(destination, "r+") as handle:
         handle.attrs["model_config"] = text
@@ -430,7 +432,9 @@ class FuzzInput:
     seed: int
     index: int
     args: list[bytes]          # command-line arguments: files or directories
-    expect: str = "any"        # "bad": GL001 and exit 2; "good": linted; "any": either
+    # "bad": GL001 (and exit 2); "good": linted; "unlinted": GL001, or (a directory) skipped
+    # with a warning, but never linted; "any": any of these.
+    expect: str = "any"
     canaries: list[str] = field(default_factory=list)
     detail: str = ""
 
@@ -497,7 +501,7 @@ class Fuzzer:
     """Makes inputs from the base models in `base_dir`; canaries go to `canary_dir`.
 
     `scratch_dir` holds files that several inputs share (hard-linked into each input), such
-    as the 64 MB configuration; by default it is ``_shared`` inside the inputs' directory.
+    as the 48 MB configuration; by default it is ``_shared`` inside the inputs' directory.
     """
 
     def __init__(self, base_dir: str, canary_dir: str, scratch_dir: str | None = None):
@@ -754,16 +758,17 @@ def gen_special_file(fz: Fuzzer, rng: random.Random, workdir: str, variant: str)
     name = {"fifo": "model.keras", "socket": "model.h5", "devzero": "x.h5",
             "escape": "escape.keras", "escape-dir": "linked", "loop": "loop.keras"}[what]
     path = os.path.join(folder, name)
-    if what == "socket" and len(os.fsencode(path)) > 100:
-        what, path = "fifo", os.path.join(folder, "model.keras")
     if what == "fifo":
         os.mkfifo(path)
     elif what == "socket":
+        # A socket's path has at most 107 bytes: bind through a descriptor of the folder.
+        directory = os.open(folder, os.O_PATH | os.O_DIRECTORY)
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            server.bind(path)
+            server.bind(f"/proc/self/fd/{directory}/{name}")
         finally:
             server.close()
+            os.close(directory)
     elif what == "devzero":
         os.symlink("/dev/zero", path)
     elif what == "escape":
@@ -779,8 +784,9 @@ def gen_special_file(fz: Fuzzer, rng: random.Random, workdir: str, variant: str)
     elif what == "loop":
         os.symlink(os.path.join(folder, "loop2.keras"), path)
         os.symlink(path, os.path.join(folder, "loop2.keras"))
-    arg = folder if where == "dir" else path
-    return Spec([arg], "bad", f"{what} {'in the searched directory' if where == 'dir' else 'named'}")
+    if where == "dir":  # skipped (a warning: no models), or GL001; never linted
+        return Spec([folder], "unlinted", f"{what} in the searched directory")
+    return Spec([path], "bad", f"{what} named on the command line")
 
 
 MIB = 1 << 20
@@ -825,11 +831,11 @@ def gen_size_bomb(fz: Fuzzer, rng: random.Random, workdir: str, variant: str) ->
 
         def build(target: str) -> None:
             members = read_members(base)
-            write_members(target, [(n, b" " * (64 * MIB) + d if n == "config.json" else d, c)
+            write_members(target, [(n, b" " * (48 * MIB) + d if n == "config.json" else d, c)
                                    for n, d, c in members])
 
         fz.link_shared(fz.shared("whitespace-config.keras", build), path)
-        return Spec([path], "any", "config.json is 64 MiB of whitespace, then the config")
+        return Spec([path], "any", "config.json is 48 MiB of whitespace, then the config")
     if variant.startswith("declared-"):
         base = fz.pick(rng, formats=("keras", "keras2"))
         raw = []
@@ -1020,10 +1026,14 @@ def gen_config_field(fz: Fuzzer, rng: random.Random, workdir: str, variant: str)
         places = [(c, k, p) for c, k, p in slots(config) if not isinstance(c[k], (dict, list))]
         container, key, where = rng.choice(places)
         container[key] = DEEP_MARKER
-        depth = 100_000
+        plain = json.dumps(config)
+        per_level = 2 if variant == "deep-lists" else 6
+        # An .h5 attribute stays compact (below 64 KB; HDF5's dense attribute storage would
+        # write timestamps, and the same input would differ from one run to the next).
+        depth = 100_000 if base.endswith(".keras") else (59_000 - len(plain)) // per_level
         nested = ("[" * depth + "]" * depth if variant == "deep-lists"
                   else '{"a":' * depth + "1" + "}" * depth)
-        text = json.dumps(config).replace(json.dumps(DEEP_MARKER), nested, 1)
+        text = plain.replace(json.dumps(DEEP_MARKER), nested, 1)
         detail = f"{'/'.join(map(str, where))}: {depth} nested {variant[5:]}"
     elif variant == "layer-name":
         named = [layer for layer in layers
@@ -1262,15 +1272,63 @@ class Run:
     leftover: bool = False  # processes of the run still alive after it exited
 
 
+# The measured command runs under this small launcher, which reports the command's exit status
+# and peak RSS. Linux counts in a process's peak RSS the memory of the process that exec'd
+# it, so a command spawned straight from a big process (this one, after the size bombs'
+# deflate streams) would report at least that process's size; the launcher is small.
+LAUNCHER = r"""
+import json, os, sys
+report, command = sys.argv[1], sys.argv[2:]
+pid = os.posix_spawnp(command[0], command, os.environ)
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as handle:
+    json.dump({"status": status, "maxrss_kb": usage.ru_maxrss}, handle)
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def _session_alive(session: int) -> bool:
+    """Whether a process of the process group is still running (zombies, which their new
+    parent has not reaped yet, do not count)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == session and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+LIVE_SESSIONS: set[int] = set()  # the sessions of the runs under way (see kill_live_runs)
+
+
+def kill_live_runs() -> None:
+    """Kill every run under way (for a signal handler: runs have their own sessions, so a
+    terminal's Ctrl-C or a parent's SIGTERM does not reach them)."""
+    for session in list(LIVE_SESSIONS):
+        try:
+            os.killpg(session, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def run(args: list, *, timeout: float, cwd: str | None = None) -> Run:
-    """Run a command in its own session; kill the whole session at the timeout. Wall time and
-    peak RSS (the process and the descendants it waited for) come from wait4."""
+    """Run a command in its own session; kill the whole session at the timeout. The exit
+    status and the peak RSS (the command and the children it waited for) come from wait4."""
     import tempfile
 
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.TemporaryDirectory() as scratch:
+        report = os.path.join(scratch, "usage.json")
         start = time.perf_counter()
-        process = subprocess.Popen(args, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                   cwd=cwd, env=gradlint_env(), start_new_session=True)
+        process = subprocess.Popen([sys.executable, "-I", "-S", "-c", LAUNCHER, report, *args],
+                                   stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
+                                   env=gradlint_env(), start_new_session=True)
         killed = threading.Event()
 
         def kill() -> None:
@@ -1282,30 +1340,41 @@ def run(args: list, *, timeout: float, cwd: str | None = None) -> Run:
 
         timer = threading.Timer(timeout, kill)
         timer.start()
+        LIVE_SESSIONS.add(process.pid)
         try:
             _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:  # interrupted: the run is in its own session, so end it here
+            kill()
+            raise
         finally:
             timer.cancel()
+            LIVE_SESSIONS.discard(process.pid)
         wall = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
+        returncode, maxrss = os.waitstatus_to_exitcode(status), usage.ru_maxrss
+        try:
+            with open(report) as handle:
+                measured = json.load(handle)
+            returncode = os.waitstatus_to_exitcode(measured["status"])
+            maxrss = measured["maxrss_kb"]
+        except (OSError, ValueError, KeyError):
+            pass  # killed before the command ended
+        process.returncode = returncode
         leftover = False
-        for _ in range(20):
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
+        for _ in range(40):
+            if not _session_alive(process.pid):
                 break
             time.sleep(0.05)
         else:
-            leftover = True
+            leftover = not killed.is_set()  # (after a kill the hang is reported already)
             try:
                 os.killpg(process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         out.seek(0)
         err.seek(0)
-        return Run(args, process.returncode, out.read().decode("utf-8", "replace"),
-                   err.read().decode("utf-8", "replace"), wall, killed.is_set(),
-                   usage.ru_maxrss, leftover)
+        return Run(args, returncode, out.read().decode("utf-8", "replace"),
+                   err.read().decode("utf-8", "replace"), wall, killed.is_set(), maxrss,
+                   leftover)
 
 
 @dataclass
@@ -1343,13 +1412,28 @@ def traceback_signature(stderr: str) -> str:
     return f"{where}:{frame[1]} in {frame[2]}: {exception[:200]}"
 
 
-def _entries(arg: bytes, files: list[dict]) -> list[dict]:
+def json_path(text: str) -> str:
+    """A path as gradlint's JSON report writes it: a lone surrogate (a non-UTF-8 byte of the
+    name, decoded with surrogateescape) as the six characters ``\\udcff``
+    (gradlint.report.Report.to_json)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _names(arg: bytes) -> set[str]:
+    """How the report may name a command-line argument."""
     text = os.fsdecode(arg)
-    prefix = text.rstrip("/") + "/"
-    real = os.path.realpath(text)
+    names = {text, os.path.realpath(text)}
+    return names | {json_path(name) for name in names}
+
+
+def _entries(arg: bytes, files: list[dict]) -> list[dict]:
+    """The report's entries for one command-line argument: the file itself, or the files
+    found below a directory (or the directory, when it holds no model)."""
+    names = _names(arg)
+    prefixes = tuple(name.rstrip("/") + "/" for name in names)
     return [entry for entry in files if isinstance(entry, dict) and isinstance(
-        entry.get("path"), str) and (entry["path"] in (text, real)
-                                     or entry["path"].startswith(prefix))]
+        entry.get("path"), str) and (entry["path"] in names
+                                     or entry["path"].startswith(prefixes))]
 
 
 def _time_limited(entry: dict) -> bool:
@@ -1403,19 +1487,26 @@ def check_run(items: list[FuzzInput], goods: list[bytes], result: Run,
         failures.append(whole)
         return failures, True
     files = report["files"]
+    warnings = [w for w in report.get("warnings") or [] if isinstance(w, str)]
     for good in goods:
         entries = _entries(good, files)
         if not entries or any(e.get("error") is not None or not isinstance(e.get("model"), dict)
                               for e in entries):
             failures.append(Failure("contract", f"the good file {os.fsdecode(good)} was not "
                                                 f"linted: {json.dumps(entries)[:300]}"))
-    any_bad = False
     for item in items:
         for arg in item.args:
             entries = _entries(arg, files)
             if not entries:
-                failures.append(Failure("contract", f"{os.fsdecode(arg)!r} is missing from "
-                                                    "the report's files", item))
+                warned = os.path.isdir(arg) and any(
+                    warning.startswith(name) for name in _names(arg) for warning in warnings)
+                if not warned:
+                    failures.append(Failure("contract", f"{os.fsdecode(arg)!r} is missing "
+                                                        "from the report's files", item))
+                elif item.expect in ("bad", "good"):
+                    wanted = "GL001" if item.expect == "bad" else "its model linted"
+                    failures.append(Failure("contract", "the directory was skipped with a "
+                                                        f"warning; expected {wanted}", item))
                 continue
             bad_entries = []
             for entry in entries:
@@ -1432,18 +1523,20 @@ def check_run(items: list[FuzzInput], goods: list[bytes], result: Run,
                     failures.append(Failure("contract", f"malformed error {error!r}", item))
                 else:
                     bad_entries.append(entry)
+            linted = [e for e in entries if e.get("error") is None]
             if item.expect == "bad" and not bad_entries:
-                any_bad = True
                 failures.append(Failure("contract", "expected GL001 (unreadable), but it was "
                                                     "linted", item))
-            elif item.expect == "bad":
-                any_bad = True
+            elif item.expect == "unlinted" and linted:
+                failures.append(Failure("contract", f"{linted[0]['path']!r} was linted; "
+                                        "expected GL001 or a skip", item))
             elif item.expect == "good" and bad_entries:
                 failures.append(Failure("contract", "a real model was not linted: "
                                         f"{bad_entries[0]['error']['message']!r}", item))
-    if any_bad and result.returncode != 2:
-        failures.append(Failure("contract", f"exit status {result.returncode} for a batch with "
-                                            "an unreadable file (expected 2)"))
+    if any(isinstance(e, dict) and e.get("error") is not None for e in files) \
+            and result.returncode != 2:
+        failures.append(Failure("contract", f"exit status {result.returncode} with an unreadable "
+                                            "file in the report (expected 2)"))
     return failures, False
 
 
@@ -1454,7 +1547,8 @@ class Runner:
     def __init__(self, goods: list[str], watch: CanaryWatch | None, *,
                  timeout_option: bool | None = None, batch_timeout: float = 120,
                  isolate_timeout: float = 40, isolate_budget: float = 180,
-                 jobs: int = 2, python: str = sys.executable, cwd: str | None = None):
+                 total_isolate_budget: float | None = None, jobs: int = 2,
+                 python: str = sys.executable, cwd: str | None = None):
         self.goods = [os.fsencode(os.path.abspath(g)) for g in goods]
         self.watch = watch
         self.python = python
@@ -1463,6 +1557,8 @@ class Runner:
         self.batch_timeout = batch_timeout
         self.isolate_timeout = isolate_timeout
         self.isolate_budget = isolate_budget
+        # Bisection time left for all batches together (None: no limit beyond each batch's).
+        self.total_isolate_left = total_isolate_budget
         self.jobs = jobs
         self.cwd = cwd
         self.runs: list[Run] = []
@@ -1485,7 +1581,13 @@ class Runner:
             return failures
         attributed = [f for f in failures if f.item is not None]
         batch = [f for f in failures if f.item is None]
-        culprits, unexplored = self._bisect(items, time.monotonic() + self.isolate_budget)
+        budget = self.isolate_budget if self.total_isolate_left is None else \
+            min(self.isolate_budget, self.total_isolate_left)
+        started = time.monotonic()
+        culprits, unexplored = self._bisect(items, started + budget)
+        if self.total_isolate_left is not None:
+            self.total_isolate_left = max(0.0, self.total_isolate_left -
+                                          (time.monotonic() - started))
         result = attributed + culprits
         if unexplored:
             result += [Failure(f.kind, f"{f.message} (the isolation time budget was spent "
