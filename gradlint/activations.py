@@ -10,16 +10,25 @@ function's own linear extrapolation beyond: Gauss-Hermite quadrature spreads its
 the standard deviation, so at q = 10 its 64 nodes sit 1.2 apart and miss the peak of
 tanh'(z)^2 (8 % low) and softsign'(z)^2 (39 % low, measured against Monte Carlo). Pure
 Python, so that linting never needs numpy; results are cached per (function, q).
+
+Parameters and variances from hostile files: `activation_of_layer` refuses a slope or alpha
+that is not a finite number (`ConfigValueError`, which the reader reports as GL001), and
+`moments` is defined for every q: NaN (which only an overflow upstream produces) is taken as
++inf, the ReLU and ELU families give their (possibly infinite) closed forms without 0 * inf,
+and the clipped-linear and smooth functions take q above `Q_LIMIT` at their limit there, so
+no overflow, domain error or warning can escape.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
 from gradlint.graph import Activation
+from gradlint.layer_catalog import ConfigValueError, real, shown
 
 SQRT2 = math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -88,30 +97,54 @@ def normalize(value) -> Activation | None:
     return Activation(f"unknown:{value!r}")
 
 
+def _parameter(config: dict, key: str, default: float) -> float:
+    """A real-valued activation parameter: the default when it is missing or null, else a
+    finite number (`ConfigValueError` otherwise)."""
+    value = config.get(key)
+    if value is None:
+        return default
+    number = real(value)
+    if number is None:
+        raise ConfigValueError(key, f"'{key}' must be a finite number (got {shown(value)})")
+    return number
+
+
 def activation_of_layer(class_name: str, config: dict) -> Activation | None:
-    """The activation that an activation *layer* (`ReLU`, `LeakyReLU`, ...) applies."""
+    """The activation that an activation *layer* (`ReLU`, `LeakyReLU`, ...) applies. Raises
+    `ConfigValueError` for a slope or alpha that is not a finite number."""
     if class_name == "Activation":
         return normalize(config.get("activation"))
     if class_name == "ReLU":
-        slope = float(config.get("negative_slope") or 0.0)
+        slope = _parameter(config, "negative_slope", 0.0) if config.get("negative_slope") \
+            else 0.0
         max_value = config.get("max_value")
-        if max_value is not None and float(max_value) == 6.0 and slope == 0.0:
+        if max_value is not None and (isinstance(max_value, bool)
+                                      or not isinstance(max_value, numbers.Real)):
+            raise ConfigValueError("max_value", "'max_value' must be a number or null (got "
+                                                f"{shown(max_value)})")
+        if max_value is not None and real(max_value) == 6.0 and slope == 0.0:
             return Activation("relu6")
         if slope > 0.0:
             return Activation("leaky_relu", slope)
         return Activation("relu")
     if class_name == "LeakyReLU":
-        slope = config.get("negative_slope", config.get("alpha", 0.3))
-        return Activation("leaky_relu", float(0.3 if slope is None else slope))
+        key = "negative_slope" if "negative_slope" in config or "alpha" not in config else "alpha"
+        return Activation("leaky_relu", _parameter(config, key, 0.3))
     if class_name == "PReLU":
         # PReLU starts as whatever its alpha initializer gives; Keras's default is zeros.
         init = config.get("alpha_initializer")
         slope = 0.0
         if isinstance(init, dict) and init.get("class_name") in ("Constant", "constant"):
-            slope = float((init.get("config") or {}).get("value", 0.0))
+            init_config = init.get("config") if isinstance(init.get("config"), dict) else {}
+            value = init_config.get("value", 0.0)
+            slope = real(value) if value is not None else 0.0
+            if slope is None:
+                raise ConfigValueError(
+                    "alpha_initializer", "'alpha_initializer' must give a finite 'value' (got "
+                                         f"{shown(value)})")
         return Activation("leaky_relu", slope) if slope else Activation("relu")
     if class_name == "ELU":
-        return Activation("elu", float(config.get("alpha", 1.0)))
+        return Activation("elu", _parameter(config, "alpha", 1.0))
     if class_name == "Softmax":
         return Activation("softmax")
     return None
@@ -139,18 +172,28 @@ def _scaled_tail(x: float) -> float:
     return INV_SQRT_2PI / x * (1.0 - inv + 3.0 * inv * inv - 15.0 * inv ** 3)
 
 
+def _times(a: float, b: float) -> float:
+    """a * b, except that 0 * inf (whose inf only stands for a finite value too large for a
+    float) is 0."""
+    product = a * b
+    return product if product == product else 0.0
+
+
 def _relu_family(q: float, negative_slope: float) -> Moments:
     sigma = math.sqrt(q)
     factor = (1.0 + negative_slope * negative_slope) / 2.0
     return Moments(
-        mean=(1.0 - negative_slope) * sigma * INV_SQRT_2PI,
-        second=factor * q,
+        mean=_times(1.0 - negative_slope, sigma) * INV_SQRT_2PI,
+        second=_times(factor, q),
         derivative_second=factor,
     )
 
 
 def _clipped_linear(q: float, slope: float, low: float, high: float, offset: float) -> Moments:
     """phi(z) = clip(slope * z + offset, low, high): relu6, hard_sigmoid, hard_tanh."""
+    if not q <= Q_LIMIT:
+        # The limit as q grows: the clipped ends take half the probability each.
+        return Moments((low + high) / 2.0, (low * low + high * high) / 2.0, 0.0)
     sigma = math.sqrt(q)
     # The linear piece runs for z in (a, b).
     a = (low - offset) / slope
@@ -179,13 +222,13 @@ def _elu_family(q: float, alpha: float, scale: float) -> Moments:
     # E[exp(k z); z < 0] = exp(k^2 q / 2) * Phi(-k sigma)
     e1 = _scaled_tail(sigma)
     e2 = _scaled_tail(2.0 * sigma)
-    mean_neg = alpha * (e1 - 0.5)
-    second_neg = alpha * alpha * (e2 - 2.0 * e1 + 0.5)
-    derivative_neg = alpha * alpha * e2
+    mean_neg = _times(alpha, e1 - 0.5)
+    second_neg = _times(alpha * alpha, e2 - 2.0 * e1 + 0.5)
+    derivative_neg = _times(alpha * alpha, e2)
     return Moments(
-        mean=scale * (positive.mean + mean_neg),
-        second=scale * scale * (positive.second + second_neg),
-        derivative_second=scale * scale * (positive.derivative_second + derivative_neg),
+        mean=_times(scale, positive.mean + mean_neg),
+        second=_times(scale * scale, positive.second + second_neg),
+        derivative_second=_times(scale * scale, positive.derivative_second + derivative_neg),
     )
 
 
@@ -246,6 +289,9 @@ _LEGENDRE = (
 PANEL_WIDTH = 0.25
 SPAN_STANDARD_DEVIATIONS = 8.0
 MAX_SPAN = 40.0
+# Above this pre-activation variance the quadrature (and the clipped-linear closed form) is
+# taken at the limit: beyond the span, every function here is its linear extrapolation.
+Q_LIMIT = 1e300
 
 
 def _tail(value: float, slope: float, edge: float, sigma: float) -> tuple[float, float, float]:
@@ -305,8 +351,12 @@ def moments(activation: Activation, q: float) -> Moments:
     """Gaussian moments of `activation` at pre-activation variance `q`.
 
     Unknown activations and softmax are treated as the identity (softmax's Jacobian acts on
-    a whole vector; at the output it belongs to the loss).
+    a whole vector; at the output it belongs to the loss). Defined for every q, parameters
+    included: NaN is taken as +inf (it only comes from an overflow upstream), and the
+    result may be infinite but never NaN for a finite parameter.
     """
+    if q != q:
+        q = math.inf
     q = max(q, 0.0)
     name = activation.name
     if name == "relu":
@@ -332,7 +382,7 @@ def moments(activation: Activation, q: float) -> Moments:
                        math.exp(min(2.0 * q, 700.0)))
     if name in SMOOTH:
         # Six significant digits of q: plain stacks settle on a fixed point, so the cache hits.
-        return _smooth_moments(name, float(f"{q:.6g}"))
+        return _smooth_moments(name, float(f"{min(q, Q_LIMIT):.6g}"))
     return Moments(0.0, q, 1.0)
 
 

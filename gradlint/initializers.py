@@ -4,12 +4,20 @@ of the weights it draws, as Keras itself defines them (`keras/src/initializers/`
 Names are accepted as Keras 3, tf-keras and Keras 2.2 write them: class names
 (``GlorotUniform``), snake-case strings (``"glorot_uniform"``), ``Custom>``-prefixed names,
 and old configurations such as ``VarianceScaling(distribution="normal")``.
+
+A parameter that is not a finite number (a NaN or infinite ``stddev``, a string ``gain``, a
+non-positive ``VarianceScaling`` scale) makes the initializer "unknown", with `problem`
+saying why: the estimate from the initializers then passes the signal through that layer,
+and the reader notes it. A huge finite parameter is kept; its second moment may be +inf.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
+
+from gradlint.layer_catalog import real, shown
 
 # (scale, mode) of the named variance-scaling initializers.
 VARIANCE_SCALING_PRESETS = {
@@ -41,6 +49,7 @@ class Initializer:
     mean: float = 0.0
     variance: float = 0.0  # for "fixed": the variance of each draw
     constant: float = 0.0
+    problem: str | None = None  # why a configured initializer is "unknown"
 
     def second_moment(self, fan_in: float | None, fan_out: float | None,
                       shape: tuple[int, ...] | None = None) -> float | None:
@@ -66,7 +75,10 @@ class Initializer:
                 rows = 1
                 for dim in shape[:-1]:
                     rows *= dim
-                return self.scale * self.scale / max(1.0, rows, shape[-1])
+                try:
+                    return self.scale * self.scale / max(1.0, rows, shape[-1])
+                except OverflowError:  # more rows than a float holds
+                    return 0.0
             return self.scale * self.scale / max(1.0, fan_in, fan_out)
         return None
 
@@ -88,16 +100,38 @@ class Initializer:
         return self.kind == "constant"
 
 
-def _number(config: dict, *keys: str, default: float) -> float:
+class _BadParameter(Exception):
+    def __init__(self, key: str, value: Any, expected: str = "a finite number"):
+        super().__init__(key)
+        self.key, self.value, self.expected = key, value, expected
+
+
+def _number(config: dict, *keys: str, default: float, positive: bool = False) -> float:
+    """The first of `keys` that is set (not null); `_BadParameter` when it is not a finite
+    number (or, with `positive`, not above zero)."""
     for key in keys:
         value = config.get(key)
-        if isinstance(value, (int, float)):
-            return float(value)
+        if value is None:
+            continue
+        number = value if type(value) is float and -math.inf < value < math.inf else real(value)
+        if number is None:
+            raise _BadParameter(key, value)
+        if positive and number <= 0.0:
+            raise _BadParameter(key, value, "a positive number")
+        return number
     return default
 
 
+def _square(value: float) -> float:
+    try:
+        return value ** 2
+    except OverflowError:
+        return math.inf
+
+
 def parse(serialized: Any) -> Initializer | None:
-    """Read an initializer as Keras serializes it; None when nothing was given."""
+    """Read an initializer as Keras serializes it; None when nothing was given. A parameter
+    that is not a finite number gives an "unknown" initializer whose `problem` says so."""
     if serialized is None:
         return None
     if isinstance(serialized, str):
@@ -108,18 +142,26 @@ def parse(serialized: Any) -> Initializer | None:
         if not isinstance(config, dict):
             config = {}
     else:
-        return Initializer(name=repr(serialized), kind="unknown")
+        return Initializer(name=shown(serialized, 40), kind="unknown")
     name = class_name.rsplit(">", 1)[-1]
     key = name.replace("_", "").lower()
-
     if key in VARIANCE_SCALING_PRESETS:
         scale, mode = VARIANCE_SCALING_PRESETS[key]
         return Initializer(name=name, kind="variance_scaling", scale=scale, mode=mode)
+    try:
+        return _configured(name, key, config)
+    except _BadParameter as bad:
+        return Initializer(name=name or "unknown", kind="unknown",
+                           problem=f"'{bad.key}' must be {bad.expected} (got {shown(bad.value)})")
+
+
+def _configured(name: str, key: str, config: dict) -> Initializer:
+    """The initializers whose configuration has parameters (and the constant ones)."""
     if key == "variancescaling":
         return Initializer(
             name=name,
             kind="variance_scaling",
-            scale=_number(config, "scale", default=1.0),
+            scale=_number(config, "scale", default=1.0, positive=True),
             mode=str(config.get("mode", "fan_in")),
         )
     if key in ("randomnormal", "normal"):
@@ -134,7 +176,7 @@ def parse(serialized: Any) -> Initializer | None:
         low = _number(config, "minval", default=-0.05)
         high = _number(config, "maxval", default=0.05)
         return Initializer(name=name, kind="fixed", mean=(low + high) / 2.0,
-                           variance=(high - low) ** 2 / 12.0)
+                           variance=_square(high - low) / 12.0)
     if key in ("orthogonal", "identity"):
         return Initializer(name=name, kind="orthogonal", scale=_number(config, "gain", default=1.0))
     if key in ("zeros", "zero"):
@@ -143,6 +185,10 @@ def parse(serialized: Any) -> Initializer | None:
         return Initializer(name=name, kind="constant", constant=1.0)
     if key == "constant":
         value = config.get("value", 0.0)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and real(value) is None:
+            raise _BadParameter("value", value)
+        # A list value (tf-keras allows one) is read as zeros, as it always was.
         return Initializer(name=name, kind="constant",
                            constant=float(value) if isinstance(value, (int, float)) else 0.0)
     return Initializer(name=name or "unknown", kind="unknown")

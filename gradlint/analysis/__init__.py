@@ -1,7 +1,9 @@
 """Analyses: what the rules read besides the graph itself.
 
 `analyse` runs the gradient-gain estimate (from the initializers, and from the stored weights
-when they were read) and the route facts once per model, so that every rule shares them.
+when they were read) and the route facts once per model, so that every rule shares them. A
+stored kernel whose shape does not fit its layer is ignored by the estimate, and noted on the
+graph.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gradlint.analysis.routes import Routes, find_routes
-from gradlint.analysis.signal import SignalEstimate, estimate, is_weighted
+from gradlint.analysis.signal import (SignalEstimate, estimate, is_weighted,
+                                     stored_kernel_problem)
 from gradlint.graph import Activation, ModelGraph, Node
 
 
@@ -68,9 +71,25 @@ class Analysis:
 
 
 def analyse(graph: ModelGraph) -> Analysis:
+    _note_unfit_kernels(graph)
     weights_estimate = estimate(graph, "weights") if graph.weights_read else None
     return Analysis(graph=graph, estimate=estimate(graph, "initializers"),
                     weights_estimate=weights_estimate, routes=find_routes(graph))
+
+
+def _note_unfit_kernels(graph: ModelGraph) -> None:
+    """A note for each weighted layer whose stored kernel cannot be its kernel (a 1-D kernel
+    for a Conv1D or an LSTM): the estimate ignores that tensor for that layer."""
+    for layer in graph.layers():
+        if not layer.weights or not is_weighted(layer):
+            continue
+        problem = stored_kernel_problem(layer)
+        if problem is None:
+            continue
+        note = (f"layer '{layer.path}': {problem}; the estimate ignores that tensor for this "
+                "layer")
+        if note not in graph.notes:
+            graph.notes.append(note)
 
 
 __all__ = ["Analysis", "analyse", "is_weighted"]

@@ -20,6 +20,16 @@ which is what `tf.GradientTape` measures.
 
 The estimate can use the initializers' variances (how training starts; the rules judge
 this one) or the stored weights' statistics (where a trained model stands).
+
+Hostile values: the configuration's sizes were checked when the graph was built
+(`layer_catalog.check_config`); here a size that is still unusable leaves the layer unsized
+(passed through), and a stored kernel whose shape does not fit its layer
+(`stored_kernel_problem`, e.g. a 1-D kernel for a Conv1D) is ignored for that layer. The
+floating point is plain Python floats, which never warn: a value that overflows becomes
++inf and stays infinite downstream, and a NaN (which only an overflow meeting a zero
+produces) is taken as +inf on the forward and backward passes, so that the rules see an
+exploding estimate rather than a NaN; a kernel-gradient ratio of two infinities is unknown
+(None). No square root, division or conversion can raise.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from dataclasses import dataclass, field
 
 from gradlint import activations, layer_catalog
 from gradlint.graph import Activation, Layer, ModelGraph, Node
+from gradlint.layer_catalog import MAX_SIZE, whole
 
 LINEAR = Activation("linear")
 EPSILON = 1e-30
@@ -94,10 +105,63 @@ class _Kernel:
     second_stage_back: float = 1.0
 
 
-def _kernel_shape(layer: Layer, node: Node, source: str) -> tuple | None:
+def _kernel_rank(layer: Layer) -> tuple[int, str] | None:
+    """How many dimensions the layer's (first) kernel has, and the class that decides it;
+    None when any rank will do (EinsumDense)."""
+    effective = layer.inner if layer.kind == "wrapper" and layer.inner is not None else layer
+    kind = effective.kind
+    class_name = effective.class_name
+    if kind == "recurrent":
+        if layer.inner is not None and class_name in ("Bidirectional", "RNN"):
+            class_name = layer.inner.class_name
+        if class_name.rsplit(">", 1)[-1].startswith("ConvLSTM"):
+            return layer_catalog.spatial_rank(class_name) + 2, class_name
+        return 2, class_name
+    if kind in ("conv", "conv_transpose", "depthwise", "separable"):
+        return layer_catalog.spatial_rank(class_name) + 2, class_name
+    if kind == "embedding" or (kind == "dense" and class_name == "Dense"):
+        return 2, class_name
+    return None
+
+
+MAX_ANY_RANK = 8
+
+
+def stored_kernel_problem(layer: Layer) -> str | None:
+    """Why the layer's stored kernel cannot be the kernel of that layer (a 1-D kernel for a
+    Conv1D or an LSTM, a dimension beyond `MAX_SIZE`), or None when it fits or none is
+    stored. The estimate then ignores that tensor for that layer."""
     stats = layer.weight("kernel")
-    if stats is not None and stats.shape:
-        return stats.shape
+    if stats is None or not stats.shape:
+        return None
+    shape = stats.shape
+    expected = _kernel_rank(layer)
+    if expected is not None and len(shape) != expected[0]:
+        return (f"its stored kernel has shape {tuple(shape)}, but a {expected[1]} kernel has "
+                f"{expected[0]} dimensions")
+    if expected is None and len(shape) > MAX_ANY_RANK:
+        return f"its stored kernel has {len(shape)} dimensions, more than {MAX_ANY_RANK}"
+    if any(type(d) is not int or not 0 <= d <= MAX_SIZE for d in shape):
+        return (f"its stored kernel has shape {tuple(shape)}, with a dimension that is not a "
+                f"whole number from 0 to 2**40")
+    return None
+
+
+def _stored_kernel(layer: Layer):
+    """The stored kernel's statistics when they fit the layer (see `stored_kernel_problem`)."""
+    if not layer.weights:
+        return None
+    stats = layer.weight("kernel")
+    if stats is None or not stats.shape or stored_kernel_problem(layer) is not None:
+        return None
+    return stats
+
+
+def _kernel_shape(layer: Layer, node: Node, source: str, stored=None) -> tuple | None:
+    """The kernel's shape: the stored kernel's (`stored`, when it fits the layer), else
+    what the configuration and the input shape give."""
+    if stored is not None:
+        return stored.shape
     effective = layer.inner if layer.inner is not None else layer
     input_shape = node.input_shapes[0] if node.input_shapes else None
     if layer.kind == "wrapper" and input_shape:
@@ -107,16 +171,19 @@ def _kernel_shape(layer: Layer, node: Node, source: str) -> tuple | None:
         channels = input_shape[-1] if input_shape else None
         if units is None or channels is None:
             return None
+        units = whole(units)
+        if units is None or not 0 <= units <= MAX_SIZE or type(channels) is not int:
+            return None
         gates = RECURRENT_GATES.get(effective.class_name, 1)
-        return (channels, gates * int(units))
+        return (channels, gates * units)
     return layer_catalog.kernel_shape(effective.class_name, effective.kind, effective.config,
                                       input_shape)
 
 
 def _second_moment(layer: Layer, role: str, initializer, fan_in, fan_out, source: str,
-                   shape: tuple | None = None):
+                   shape: tuple | None = None, stored=None):
     if source == "weights":
-        stats = layer.weight(role)
+        stats = stored if role == "kernel" else layer.weight(role)
         if stats is not None:
             return stats.second_moment
     if initializer is None:
@@ -124,22 +191,55 @@ def _second_moment(layer: Layer, role: str, initializer, fan_in, fan_out, source
     return initializer.second_moment(fan_in, fan_out, shape)
 
 
-def _strides(config: dict, rank: int) -> float:
-    strides = config.get("strides") or 1
-    if isinstance(strides, int):
-        return float(strides) ** rank
-    return float(math.prod(int(s) for s in strides))
+def _window_product(value, rank: int, default: int) -> float | None:
+    """The product of a per-dimension size (strides, pool size, upsampling size) over `rank`
+    dimensions, as a float; None when the value is not one (`layer_catalog.sizes`)."""
+    value = value or default
+    if type(value) is int and 1 <= value <= MAX_SIZE:
+        try:
+            return float(value) ** rank
+        except OverflowError:
+            return math.inf
+    if isinstance(value, (list, tuple)) and value and \
+            all(type(v) is int and 1 <= v <= MAX_SIZE for v in value):
+        return layer_catalog._as_float(math.prod(value))
+    number = whole(value)
+    if number is not None and 1 <= number <= MAX_SIZE:
+        return _window_product(number, rank, default)
+    if isinstance(value, (list, tuple)) and value:
+        numbers = [whole(v) for v in value]
+        if all(n is not None and 1 <= n <= MAX_SIZE for n in numbers):
+            return layer_catalog._as_float(math.prod(numbers))
+    return None
+
+
+def _strides(config: dict, rank: int) -> float | None:
+    return _window_product(config.get("strides"), rank, 1)
+
+
+def _config_size(config: dict, key: str, default: int) -> float | None:
+    """A positive size from the configuration as a float (`default` when missing or null),
+    None when it is not a whole number from 1 to `MAX_SIZE`."""
+    value = config.get(key)
+    if value is None:
+        return float(default)
+    number = value if type(value) is int else whole(value)
+    if number is None or not 1 <= number <= MAX_SIZE:
+        return None
+    return float(number)
 
 
 def _kernel(layer: Layer, node: Node, source: str) -> _Kernel | None:
     effective = layer.inner if layer.inner is not None else layer
     kind = effective.kind if layer.kind == "wrapper" else layer.kind
-    shape = _kernel_shape(layer, node, source)
+    stored = _stored_kernel(layer)
+    shape = _kernel_shape(layer, node, source, stored)
     if shape is None or any(d is None for d in shape):
         return None
     keras_fan_in, keras_fan_out = layer_catalog.keras_fans(shape)
     init = layer.kernel_initializer
-    weight = _second_moment(layer, "kernel", init, keras_fan_in, keras_fan_out, source, shape)
+    weight = _second_moment(layer, "kernel", init, keras_fan_in, keras_fan_out, source, shape,
+                            stored)
     if weight is None:
         return None
     bias_init = layer.bias_initializer
@@ -155,8 +255,12 @@ def _kernel(layer: Layer, node: Node, source: str) -> _Kernel | None:
     rank = len(shape) - 2
     receptive = float(math.prod(shape[:-2]))
     strides = _strides(config, rank)
+    if strides is None:
+        return None
     if kind == "conv":
-        groups = float(config.get("groups", 1) or 1)
+        groups = _config_size(config, "groups", 1) if config.get("groups") != 0 else 1.0
+        if groups is None:
+            return None
         return _Kernel(weight, bias, receptive * shape[-2],
                        receptive * shape[-1] / groups / strides, entries)
     if kind == "conv_transpose":
@@ -167,7 +271,9 @@ def _kernel(layer: Layer, node: Node, source: str) -> _Kernel | None:
         kernel = _Kernel(weight, bias, receptive, receptive * multiplier / strides, entries)
         if kind == "separable":
             pointwise_fan_in = shape[-2] * multiplier
-            filters = float(config.get("filters", 1))
+            filters = _config_size(config, "filters", 1)
+            if filters is None:
+                return None
             pointwise = _second_moment(
                 layer, "pointwise_kernel", _pointwise_initializer(layer), pointwise_fan_in,
                 filters, source)
@@ -212,10 +318,8 @@ def _normalization_scale(layer: Layer, source: str) -> tuple[float, float]:
 
 
 def _pool_size(config: dict, rank: int) -> float:
-    pool = config.get("pool_size") or 2
-    if isinstance(pool, int):
-        return float(pool) ** rank
-    return float(math.prod(int(p) for p in pool))
+    size = _window_product(config.get("pool_size"), rank, 2)
+    return 1.0 if size is None else size
 
 
 def _activation(layer: Layer) -> Activation:
@@ -264,7 +368,7 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
         inputs_mean = [mean[i] for i in node.inputs]
         s_in = inputs_second[0] if inputs_second else 1.0
         m_in = inputs_mean[0] if inputs_mean else 0.0
-        record = NodeEstimate(forward_scale=1.0, input_scale=math.sqrt(s_in))
+        record = NodeEstimate(forward_scale=1.0, input_scale=_root(s_in))
         s_out, m_out = s_in, m_in
         if kind == "input":
             s_out, m_out = 1.0, 0.0
@@ -282,6 +386,7 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
                     q = kernel.weight
                 else:
                     q = kernel.fan_in * kernel.weight * s_in * kernel.second_stage + kernel.bias
+                q = _settled(q)
                 pre_activation[node.id] = q
                 moment = activations.moments(_activation(layer), q)
                 s_out, m_out = moment.second, moment.mean
@@ -324,11 +429,13 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
         elif kind in ("unknown", "opaque", "model"):
             record.passed_through = True
             result.passed_through.append(node.id)
+        s_out = _settled(s_out)
+        m_out = m_out if m_out == m_out else 0.0
         second[node.id], mean[node.id] = s_out, m_out
-        record.forward_scale = math.sqrt(max(s_out, 0.0))
+        record.forward_scale = _root(s_out)
         record.forward_mean = m_out
         if pre_activation[node.id] is not None:
-            record.pre_activation_scale = math.sqrt(max(pre_activation[node.id], 0.0))
+            record.pre_activation_scale = _root(pre_activation[node.id])
         result.nodes.append(record)
 
     head, reference = _loss_head(graph)
@@ -351,7 +458,7 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
         ideal = ideal_out[node.id]
         slope = result.nodes[node.id].activation_slope
         if slope is not None and node.id not in head:
-            g_pre = slope * g
+            g_pre = _settled(slope * g)
         else:
             g_pre = g
         gradient_pre[node.id] = g_pre
@@ -378,8 +485,8 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
                 backs = [g_pre]
             elif kind == "normalization":
                 gamma, _ = _normalization_scale(layer, source)
-                variance = max(s_in - mean[node.inputs[0]] ** 2, 1e-6 * s_in, EPSILON)
-                epsilon = _number(layer.config.get("epsilon"), 1e-3)
+                variance = max(s_in - _square(mean[node.inputs[0]]), 1e-6 * s_in, EPSILON)
+                epsilon = max(_number(layer.config.get("epsilon"), 1e-3), 0.0)
                 backs = [g * gamma / (variance + epsilon)]
             elif kind == "multiply" or kind == "dot":
                 backs = [g * math.prod(s for j, s in enumerate(inputs_second) if j != i)
@@ -390,7 +497,7 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
             else:
                 backs = [g] * len(node.inputs)
         for source_id, back, ideal_back in zip(node.inputs, backs, ideals):
-            gradient_out[source_id] += back
+            gradient_out[source_id] = _settled(gradient_out[source_id] + back)
             ideal_out[source_id] = max(ideal_out[source_id], ideal_back)
 
     reference_kernel = None
@@ -405,17 +512,38 @@ def estimate(graph: ModelGraph, source: str = "initializers") -> SignalEstimate:
             else node.output_shape)
         if node.layer.kind == "wrapper" and node.output_shape and len(node.output_shape) > 2:
             positions = node.output_shape[1] or 1
-        kernel_squares[node.id] = kernel.entries * positions * s_in * gradient_pre[node.id]
+        kernel_squares[node.id] = _settled(
+            kernel.entries * positions * s_in * gradient_pre[node.id])
     if reference is not None:
         reference_kernel = kernel_squares[reference]
     for node in graph.nodes:
         record = result.nodes[node.id]
         ideal = ideal_out[node.id]
-        record.gradient = math.sqrt(gradient_pre[node.id] / ideal) if ideal > 0.0 else None
+        record.gradient = _root(gradient_pre[node.id] / ideal) if ideal > 0.0 else None
         square = kernel_squares[node.id]
         if square is not None and reference_kernel:
-            record.kernel_gradient = math.sqrt(square / reference_kernel)
+            ratio = square / reference_kernel
+            # Two infinite kernel gradients have no ratio.
+            record.kernel_gradient = _root(ratio) if ratio == ratio else None
     return result
+
+
+def _settled(value: float) -> float:
+    """A forward or backward second moment as the propagation keeps it: NaN, which only an
+    overflow (an inf meeting a zero or another inf) produces, is taken as +inf."""
+    return value if value == value else math.inf
+
+
+def _root(value: float) -> float:
+    """The square root of a second moment; a rounding error below zero counts as zero."""
+    return math.sqrt(value) if value >= 0.0 else (0.0 if value < 0.0 else math.inf)
+
+
+def _square(value: float) -> float:
+    try:
+        return value ** 2
+    except OverflowError:
+        return math.inf
 
 
 def _structural_factor(node: Node) -> float | None:
@@ -433,10 +561,10 @@ def _structural_factor(node: Node) -> float | None:
         return 1.0 / size if kind == "global_pool_max" else 1.0 / (size * size)
     if kind == "upsampling":
         rank = max(len(input_shape or (0, 0, 0)) - 2, 1)
-        size = layer.config.get("size") or 2
-        return float(size) ** rank if isinstance(size, int) else float(math.prod(size))
+        size = _window_product(layer.config.get("size"), rank, 2)
+        return 1.0 if size is None else size
     if kind == "repeat":
-        return _number(layer.config.get("n"), 1.0)
+        return max(_number(layer.config.get("n"), 1.0), 0.0)
     if kind == "average":
         count = len(node.inputs)
         return 1.0 / (count * count)
@@ -448,11 +576,14 @@ def _structural_factor(node: Node) -> float | None:
 def _channels(node: Node) -> int | None:
     shape = node.output_shape
     if shape and shape[-1]:
-        return int(shape[-1])
+        channels = whole(shape[-1])
+        return channels if channels is not None and 0 < channels <= MAX_SIZE else None
     return None
 
 
 def _number(value, default: float) -> float:
-    if isinstance(value, (int, float)):
-        return float(value)
+    """A finite real number from the configuration, else `default`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = layer_catalog.real(value)
+        return default if number is None else number
     return default

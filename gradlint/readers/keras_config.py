@@ -143,7 +143,9 @@ def make_layer(entry: dict, path: str, notes: list[str] | None = None) -> Layer:
             source.get("kernel_initializer") or source.get("depthwise_initializer")
             or source.get("embeddings_initializer"))
         layer.bias_initializer = initializers.parse(source.get("bias_initializer"))
-        if notes is not None and (kind in WEIGHTED_KINDS or kind == "normalization"):
+        if notes is not None and (kind == "normalization" or kind in WEIGHTED_KINDS and (
+                getattr(layer.kernel_initializer, "problem", None)
+                or getattr(layer.bias_initializer, "problem", None) or kind == "separable")):
             _note_initializers(layer, kind, source, notes)
     return layer
 
@@ -442,7 +444,8 @@ class _GraphBuilder:
             if not produced_ids:
                 raise ModelReadError(f"output layer '{layer_name}' is not produced by the graph")
             outputs.append(produced_ids[min(tensor_index, len(produced_ids) - 1)])
-        if not outputs and not prefix and config.get("output_layers") is not None:
+        if not outputs and not prefix and (config.get("output_layers") is not None
+                                           or entry.get("class_name") in MODEL_CLASSES):
             raise ModelReadError(f"the model names no outputs (its 'output_layers' is "
                                  f"{shown(config.get('output_layers'))})")
         return outputs
