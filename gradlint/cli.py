@@ -367,7 +367,15 @@ def _render_guarded(output_format: str, report, options, settings) -> str:
             files.append(internal_error_result(result.path, f"rendering the {output_format} "
                                                             "output", settings, result.format))
     report.files[:] = files
-    return render(output_format, report, options)
+    try:
+        return render(output_format, report, options)
+    except Exception as error:  # not one file's fault: the format itself fails
+        if settings.debug:
+            import traceback
+
+            traceback.print_exc()
+        _fail(f"internal error while rendering the {output_format} output "
+              f"({type(error).__name__}: {error}); this is a bug in gradlint: please report it")
 
 
 @main.command()

@@ -371,9 +371,16 @@ def _run_on_terminal(args, env):
     process = subprocess.Popen([sys.executable, "-m", "gradlint", *args], stdout=slave,
                                stderr=subprocess.PIPE, env=env)
     os.close(slave)
+    output = _read_terminal(master, 60)
+    process.wait(timeout=60)
+    return output, process.returncode
+
+
+def _read_terminal(master: int, timeout: float) -> str:
+    """Everything written to a pseudo-terminal until its other end closes; closes it."""
     chunks = []
     while True:
-        ready, _, _ = select.select([master], [], [], 60)
+        ready, _, _ = select.select([master], [], [], timeout)
         if not ready:
             break
         try:
@@ -383,9 +390,8 @@ def _run_on_terminal(args, env):
         if not data:
             break
         chunks.append(data)
-    process.wait(timeout=60)
     os.close(master)
-    return b"".join(chunks).decode(), process.returncode
+    return b"".join(chunks).decode()
 
 
 def _environment(**changes):
@@ -547,21 +553,8 @@ def test_progress_line_on_a_terminal(many_models):
     process = subprocess.Popen([sys.executable, "-m", "gradlint", "--isolated", "-j", "1",
                                 str(many_models)], stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([master], [], [], 120)
-        if not ready:
-            break
-        try:
-            data = os.read(master, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    terminal = _read_terminal(master, 120)
     stdout, _ = process.communicate(timeout=120)
-    os.close(master)
-    terminal = b"".join(chunks).decode()
     assert re.search(r"\r\x1b\[Kgradlint: linted \d+/150 files \(last: .*model_\d+\.keras\)",
                      terminal), terminal[-300:]
     assert terminal.endswith("\r\x1b[K")

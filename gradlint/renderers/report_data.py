@@ -105,7 +105,8 @@ def all_rule_docs() -> list[RuleDoc]:
 
 
 @lru_cache(maxsize=256)
-def _repository_root(directory: str) -> str | None:
+def git_root(directory: str) -> str | None:
+    """The nearest directory at or above `directory` holding ``.git``, or None."""
     current = directory
     while True:
         if os.path.exists(os.path.join(current, ".git")):
@@ -120,7 +121,7 @@ def repository_root(path: str) -> str:
     """The root of the git repository holding `path`, or the working directory outside one."""
     absolute = os.path.abspath(path)
     directory = absolute if os.path.isdir(absolute) else os.path.dirname(absolute)
-    return _repository_root(directory) or os.getcwd()
+    return git_root(directory) or os.getcwd()
 
 
 def repository_path(path: str) -> str:

@@ -54,7 +54,8 @@ from urllib.parse import quote, urlsplit
 
 from gradlint import __version__
 from gradlint.findings import probe_suffix
-from gradlint.renderers.report_data import all_rule_docs, fingerprint, repository_path, rule_doc
+from gradlint.renderers.report_data import (all_rule_docs, fingerprint, git_root,
+                                           repository_path, rule_doc)
 from gradlint.report import finite
 from gradlint.safe_text import map_strings, path_bytes, printable, valid_unicode
 
@@ -216,25 +217,12 @@ def file_uri(path: str) -> str:
     return "file://" + quote(raw, safe="/:")
 
 
-@lru_cache(maxsize=256)
-def _git_root(directory: str) -> str | None:
-    """The nearest directory at or above `directory` holding ``.git``, or None."""
-    current = directory
-    while True:
-        if os.path.exists(os.path.join(current, ".git")):
-            return current
-        parent = os.path.dirname(current)
-        if parent == current:
-            return None
-        current = parent
-
-
 def _locate(path: str) -> tuple[str | None, str]:
     """(the root of the git repository holding `path` or None, `path` relative to that root,
     or outside every repository to the working directory, '/'-separated)."""
     absolute = os.path.abspath(path)
     directory = absolute if os.path.isdir(absolute) else os.path.dirname(absolute)
-    root = _git_root(directory)
+    root = git_root(directory)
     if root is None:
         return None, repository_path(path)
     return root, os.path.relpath(absolute, root).replace(os.sep, "/")
