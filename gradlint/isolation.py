@@ -60,20 +60,39 @@ _in_worker = False
 
 
 @contextlib.contextmanager
-def uninterruptible(seconds: float):
-    """Around a call into C that a corrupted file can make spin without end (h5py reading a
-    variable-length attribute whose stored size was corrupted): in a worker, the kernel ends
-    the worker if the call has not returned after `seconds` (SIGALRM, whose default action
-    no Python handler can delay), and the parent reports it. Elsewhere it does nothing."""
+def uninterruptible(seconds: float, memory_bytes: int | None = None):
+    """Around a call into C that a corrupted file can make spin without end or allocate
+    without bound (h5py reading a variable-length attribute whose stored size or heap
+    reference was corrupted): in a worker, the kernel ends the worker if the call has not
+    returned after `seconds` (SIGALRM, whose default action no Python handler can delay),
+    and with `memory_bytes` the call may map at most that much more memory (a lowered
+    `RLIMIT_AS`, so HDF5's allocation fails at once). Elsewhere it does nothing."""
     if not _in_worker:
         yield
         return
+    import resource
+
+    previous = None
+    if memory_bytes:
+        try:
+            previous = resource.getrlimit(resource.RLIMIT_AS)
+            with open("/proc/self/statm") as handle:
+                mapped = int(handle.read().split()[0]) * resource.getpagesize()
+            soft = mapped + memory_bytes
+            if previous[0] == resource.RLIM_INFINITY or soft < previous[0]:
+                resource.setrlimit(resource.RLIMIT_AS, (soft, previous[1]))
+            else:
+                previous = None
+        except (OSError, ValueError, IndexError):
+            previous = None
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        if previous is not None:
+            resource.setrlimit(resource.RLIMIT_AS, previous)
 
 
 def thread_count() -> int:

@@ -32,6 +32,13 @@ from gradlint.limits import MB, Limits
 # string: 0.1 s); a corrupted variable-length one can make HDF5 spin without end.
 ATTRIBUTE_SECONDS = 5.0
 
+
+def attribute_memory(limits: Limits) -> int:
+    """The most memory reading one attribute may map: the text, its bytes and their decoded
+    copy, with room to spare. A corrupted heap reference makes HDF5 allocate 800 MB and
+    more for a 19 KB file."""
+    return 4 * limits.config_bytes + 64 * MB
+
 # Never load a filter plugin from HDF5's plugin path (HDF5's documented switch; read when the
 # library starts, so set before h5py is first imported).
 os.environ.setdefault("HDF5_PLUGIN_PRELOAD", "::")
@@ -196,7 +203,7 @@ def attribute_bytes(handle: h5py.File, name: str, limits: Limits) -> Any:
         raise ModelReadError(f"the '{name}' attribute is {attribute.get_storage_size() / MB:.0f}"
                              f" MB, over the {limits.max_config_mb} MB limit "
                              "(limits.max-config-mb)")
-    with uninterruptible(ATTRIBUTE_SECONDS):
+    with uninterruptible(ATTRIBUTE_SECONDS, attribute_memory(limits)):
         value = handle.attrs.get(name)
     size = len(value) if isinstance(value, (bytes, str)) else getattr(value, "nbytes", 0)
     if size > limits.config_bytes:

@@ -19,6 +19,8 @@ from gradlint.isolation import uninterruptible
 from gradlint.readers.hdf5 import ATTRIBUTE_SECONDS
 
 CHUNK_ELEMENTS = 1 << 21  # 2M values: 16 MB as float64
+# A layer's weight names or a vars group's name: a few kilobytes, however hostile the file.
+SMALL_ATTRIBUTE_MEMORY = 64 << 20
 
 ROLE_ALIASES = {
     "depthwise_kernel": "kernel",
@@ -337,7 +339,7 @@ def _attach_container(group: Any, model_entry: dict, prefix: str,
     for key, member in members.items():
         vars_group = member.get("vars") if hasattr(member, "get") else None
         if vars_group is not None and "name" in vars_group.attrs:
-            with uninterruptible(ATTRIBUTE_SECONDS):
+            with uninterruptible(ATTRIBUTE_SECONDS, SMALL_ATTRIBUTE_MEMORY):
                 value = vars_group.attrs["name"]
             key_by_name[value.decode() if isinstance(value, bytes) else str(value)] = key
     counters: dict[str, int] = {}
@@ -372,7 +374,7 @@ def attach_legacy_weights(graph: ModelGraph, model_weights: Any,
         leaf_names.setdefault(path.split("/", 1)[0], []).append(path)
     for layer_name in model_weights.keys():
         group = model_weights[layer_name]
-        with uninterruptible(ATTRIBUTE_SECONDS):
+        with uninterruptible(ATTRIBUTE_SECONDS, SMALL_ATTRIBUTE_MEMORY):
             names = group.attrs.get("weight_names")
         if names is None or len(names) == 0:
             continue
