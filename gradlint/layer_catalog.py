@@ -258,7 +258,8 @@ def finite_number(key: str, value: Any, minimum: float | None = None) -> float:
     """A real-valued parameter (an epsilon, a slope): a finite number, at least `minimum`."""
     number = real(value)
     if number is None or (minimum is not None and number < minimum):
-        expected = "a finite number" if minimum is None else f"a finite number of at least {minimum:g}"
+        expected = "a finite number" if minimum is None else \
+            f"a finite number of at least {minimum:g}"
         raise _problem(key, expected, value)
     return number
 

@@ -137,6 +137,19 @@ def set_recorded_shape(name: str, shape):
     return edit
 
 
+def set_history(name: str, history):
+    def edit(config):
+        tensor = layer_entry(config, name)["inbound_nodes"][0]["args"][0]
+        tensor["config"]["keras_history"] = history
+    return edit
+
+
+def set_model_key(key: str, value):
+    def edit(config):
+        config["config"][key] = value
+    return edit
+
+
 def set_optimizer(key: str, value):
     def edit(config):
         config["compile_config"]["optimizer"]["config"][key] = value
@@ -272,6 +285,11 @@ FATAL = [
      "(entry 2 of [null, 12, -12, 4] is -12)"),
     ("batch-shape-product", set_key("image", "batch_shape", [None, 2 ** 30, 2 ** 30, 4]),
      "layer 'image': 'batch_shape' describes more than 2**40 values per sample"),
+    ("keras-history-index", set_history("dense_1", ["concat", 0, -1]),
+     "layer 'dense_1': an input's 'keras_history' must be [layer name, node index, tensor "
+     "index] with whole-number indexes (got [\"concat\", 0, -1])"),
+    ("no-outputs", set_model_key("output_layers", {}),
+     "the model names no outputs (its 'output_layers' is {})"),
 ]
 
 
@@ -347,7 +365,7 @@ def test_unusable_value_in_legacy_h5_command_line(base_h5, tmp_path):
     completed = run_gradlint("--isolated", str(path))
     assert completed.returncode == 2
     assert "Traceback" not in completed.stderr
-    assert f"GL001 [error]" in completed.stdout and expected in completed.stdout
+    assert "GL001 [error]" in completed.stdout and expected in completed.stdout
 
 
 def test_reshape_with_inferred_dimension_in_legacy_h5(base_h5):
@@ -416,7 +434,8 @@ def test_huge_parameters_give_a_defined_estimate_without_warnings(base, tmp_path
 
 def test_huge_slope_is_reported_as_exploding(base, tmp_path):
     """A LeakyReLU slope of 1e308 overflows the estimate: it is +inf, and GL203 says so."""
-    path = rewrite_archive(base, tmp_path / "slope.keras", set_key("leaky", "negative_slope", 1e308))
+    path = rewrite_archive(base, tmp_path / "slope.keras",
+                           set_key("leaky", "negative_slope", 1e308))
     _, result = lint_one(path)
     assert result.error is None, result.error
     assert any(finding.code == "GL203" for finding in result.findings)

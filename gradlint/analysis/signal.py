@@ -246,6 +246,8 @@ def _kernel(layer: Layer, node: Node, source: str) -> _Kernel | None:
     use_bias = effective.config.get("use_bias", True)
     bias = (_second_moment(layer, "bias", bias_init, keras_fan_in, keras_fan_out, source) or 0.0) \
         if use_bias else 0.0
+    # Stored statistics of huge values can be NaN (an overflow inside them): infinite.
+    weight, bias = _settled(weight), _settled(bias)
     entries = float(math.prod(shape))
     config = effective.config
     if kind in ("dense", "embedding"):
