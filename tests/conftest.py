@@ -85,3 +85,27 @@ def run_gradlint(*args: str, cwd: str | os.PathLike | None = None, env: dict | N
 @pytest.fixture
 def gradlint_cli():
     return run_gradlint
+
+
+def scale_layer_class(keras, package: str, name: str = "Scale"):
+    """A registered custom layer that multiplies by a fixed factor (ConvNeXt's LayerScale in
+    miniature), defined once per Keras flavour, package and session: gradlint cannot see
+    inside it, so it is GL002's (and the reports') custom layer."""
+    registered = keras.saving.get_custom_objects()
+    key = f"{package}>{name}"
+    if key in registered:
+        return registered[key]
+
+    class Scale(keras.layers.Layer):
+        def __init__(self, factor=1.0, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def call(self, inputs):
+            return inputs * self.factor
+
+        def get_config(self):
+            return {**super().get_config(), "factor": self.factor}
+
+    Scale.__name__ = Scale.__qualname__ = name
+    return keras.saving.register_keras_serializable(package=package, name=name)(Scale)

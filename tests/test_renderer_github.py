@@ -13,6 +13,7 @@ import pytest
 
 import gradlint
 import report_models
+import conftest
 from conftest import keras3, run_gradlint
 from gradlint.renderers import RenderOptions, render
 from gradlint.renderers.github import ANNOTATIONS_PER_KIND, escape_data, escape_property
@@ -123,24 +124,7 @@ def test_probe_that_could_not_run_is_an_error_annotation(models):
 
 def scale_class():
     """A registered custom layer class (once per session), flagged by GL002 on every layer."""
-    keras = keras3()
-    key = f"{PREFIX}>LayerScale"
-    if key in keras.saving.get_custom_objects():
-        return keras.saving.get_custom_objects()[key]
-
-    @keras.saving.register_keras_serializable(package=PREFIX, name="LayerScale")
-    class LayerScale(keras.layers.Layer):
-        def __init__(self, factor=1.0, **kwargs):
-            super().__init__(**kwargs)
-            self.factor = factor
-
-        def call(self, inputs):
-            return inputs * self.factor
-
-        def get_config(self):
-            return {**super().get_config(), "factor": self.factor}
-
-    return LayerScale
+    return conftest.scale_layer_class(keras3(), PREFIX, "LayerScale")
 
 
 def custom_blocks():

@@ -18,6 +18,7 @@ from markdown_it import MarkdownIt
 
 import gradlint
 import report_models
+import conftest
 from conftest import keras3, run_gradlint
 from gradlint.findings import SEVERITY_RANK, Finding
 from gradlint.renderers import render
@@ -89,24 +90,7 @@ def typed_file(data: dict) -> FileResult:
 def scale_class():
     """A registered custom layer class, defined once per session: GL002 flags every layer
     of it, as ConvNeXt's LayerScale."""
-    keras = keras3()
-    key = f"{PREFIX}>LayerScale"
-    if key in keras.saving.get_custom_objects():
-        return keras.saving.get_custom_objects()[key]
-
-    @keras.saving.register_keras_serializable(package=PREFIX, name="LayerScale")
-    class LayerScale(keras.layers.Layer):
-        def __init__(self, factor=1.0, **kwargs):
-            super().__init__(**kwargs)
-            self.factor = factor
-
-        def call(self, inputs):
-            return inputs * self.factor
-
-        def get_config(self):
-            return {**super().get_config(), "factor": self.factor}
-
-    return LayerScale
+    return conftest.scale_layer_class(keras3(), PREFIX, "LayerScale")
 
 
 def custom_blocks(blocks: int = 12):

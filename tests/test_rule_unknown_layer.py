@@ -11,6 +11,7 @@ import pytest
 
 import gradlint
 
+import conftest
 from conftest import keras2, keras3
 
 PREFIX = Path(__file__).stem
@@ -29,25 +30,7 @@ def findings(path, code=CODE):
 
 def scale_layer_class(keras):
     """A registered custom layer (defined once per Keras flavour and session)."""
-    name = f"{PREFIX}_Scale"
-    registered = keras.saving.get_custom_objects()
-    key = f"{PREFIX}>{name}"
-    if key in registered:
-        return registered[key]
-
-    @keras.saving.register_keras_serializable(package=PREFIX, name=name)
-    class Scale(keras.layers.Layer):
-        def __init__(self, factor=1.0, **kwargs):
-            super().__init__(**kwargs)
-            self.factor = factor
-
-        def call(self, inputs):
-            return inputs * self.factor
-
-        def get_config(self):
-            return {**super().get_config(), "factor": self.factor}
-
-    return Scale
+    return conftest.scale_layer_class(keras, PREFIX, f"{PREFIX}_Scale")
 
 
 def with_custom_layer(keras):
