@@ -193,8 +193,8 @@ def apply_measurements(result: FileResult, analysis: Analysis, measurements: Any
     result.layers = layer_entries(analysis)
 
 
-def internal_error_result(path: str, stage: str, settings: Settings, format: str | None = None,
-                    details: str | None = None) -> FileResult:
+def internal_error_result(path: str, stage: str, settings: Settings,
+                          format: str | None = None, details: str | None = None) -> FileResult:
     """A failure of gradlint's own code on one file: GL001 with a request to report it, and
     the traceback kept for --debug."""
     error = sys.exc_info()[1]
@@ -202,7 +202,7 @@ def internal_error_result(path: str, stage: str, settings: Settings, format: str
     result = _unreadable(path, f"internal error while {stage} ({type(error).__name__}"
                                f"{': ' + text if text else ''}); this is a bug in gradlint: "
                                "please report it with the file", settings, format)
-    import traceback
+    import traceback  # only here: a run without internal errors never pays for it
 
     result.traceback = details or traceback.format_exc()
     return result
@@ -460,7 +460,10 @@ def lint(target: Any, *, settings: Settings | None = None, select: list[str] | N
         return lint_paths([os.fspath(t) for t in target], settings, jobs=jobs)
     from gradlint.readers.live_model import read_live_model
 
-    graph = read_live_model(target, read_weights=settings.read_weights)
+    try:
+        graph = read_live_model(target, read_weights=settings.read_weights)
+    except ModelReadError as error:
+        return Report(files=[_unreadable(f"<{type(target).__name__}>", str(error), settings)])
     name = f"<{graph.name}>"
     try:
         result, _ = lint_graph(graph, name, settings, model=target)

@@ -379,3 +379,16 @@ def test_every_bad_file_in_one_mixed_run(good, good_h5, tmp_path):
         assert files[str(path)]["error"]["code"] == "GL001"
     for path in (good, good_h5):
         assert files[str(path)]["error"] is None and files[str(path)]["model"] is not None
+
+
+def test_list_form_sequential_config_inside_an_archive(good, tmp_path):
+    """Keras 2.2.0-2.2.2 stored a Sequential's configuration as a bare list of layers; in an
+    archive with weights that must read, not fail inside the weights reader."""
+    members = _members(good)
+    config = json.loads(members["config.json"])
+    config["config"] = config["config"]["layers"]
+    members["config.json"] = json.dumps(config).encode()
+    path = _archive(tmp_path / "list-form.keras", members)
+    completed, files = _lint(path)
+    error = files[str(path)]["error"]
+    assert error is None or "internal error" not in error["message"], error

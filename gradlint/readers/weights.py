@@ -343,7 +343,10 @@ def _attach_container(group: Any, model_entry: dict, prefix: str,
                 value = vars_group.attrs["name"]
             key_by_name[value.decode() if isinstance(value, bytes) else str(value)] = key
     counters: dict[str, int] = {}
-    config = model_entry.get("config") or {}
+    from gradlint.readers.keras_config import _normalized
+
+    # Keras 2.2.0-2.2.2 stored a Sequential's configuration as the bare list of its layers.
+    config = _normalized(model_entry)["config"] if isinstance(model_entry, dict) else {}
     for entry in config.get("layers", []):
         if not isinstance(entry, dict):
             continue
