@@ -201,6 +201,12 @@ def main() -> None:
 @click.option("--probe-seeds", type=click.IntRange(min=1), default=None,
               help="Batches measured; the report gives medians (default: 3, fewer for large "
                    "models).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Samples per training batch, for BatchNormalization's batch statistics in "
+                   "the estimate and the probe (default: 32).")
+@click.option("--estimate-mode", type=click.Choice(["training", "inference"]), default=None,
+              help="Estimate how training starts (batch statistics, the default) or how the "
+                   "model runs in inference (moving statistics).")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's and Keras's own messages.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="SECONDS",
@@ -225,7 +231,8 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
           outputs, output_file, fail_on, exit_zero, statistics, no_weights, config_file,
           isolated, show_settings, quiet, report_files=(), baseline_file=None,
           create_baseline=None, probe=None, unsafe_load=False, custom_objects=(),
-          probe_batch=None, probe_seeds=None, verbose=False, timeout=None, max_memory=None,
+          probe_batch=None, probe_seeds=None, batch_size=None, estimate_mode=None,
+          verbose=False, timeout=None, max_memory=None,
           allow_ambiguous_format=None, debug=False, fail_on_no_models=False):
     """Lint model files and directories (*.keras, *.h5, *.hdf5)."""
     from gradlint.config import CommandLine, ConfigError, Resolver
@@ -237,7 +244,8 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
         extend_exclude=tuple(_split(extend_exclude)), respect_gitignore=respect_gitignore,
         fail_on=fail_on, no_weights=no_weights, baseline=baseline_file, probe=probe,
         unsafe_load=unsafe_load, custom_objects=tuple(_split(custom_objects)),
-        probe_batch=probe_batch, probe_seeds=probe_seeds, verbose=verbose, timeout=timeout,
+        probe_batch=probe_batch, probe_seeds=probe_seeds, batch_size=batch_size,
+        estimate_mode=estimate_mode, verbose=verbose, timeout=timeout,
         max_memory_mb=max_memory, allow_ambiguous_format=bool(allow_ambiguous_format),
         debug=debug, fail_on_no_models=fail_on_no_models)
     try:

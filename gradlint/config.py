@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from gradlint.findings import FAIL_LEVELS, SEVERITIES
+
+ESTIMATE_MODES = ("training", "inference")
 from gradlint.limits import DEFAULT_LIMITS, LIMIT_KEYS, Limits
 from gradlint.suggestions import did_you_mean
 
@@ -50,6 +52,11 @@ class Settings:
     probe: bool = False
     probe_seeds: int | None = None
     probe_batch: int | None = None
+    # How training runs, for the estimate: BatchNormalization in training mode normalizes by
+    # the statistics of a batch of `batch_size` samples; "inference" uses the moving ones.
+    # The probe measures at the same batch size for models with batch statistics.
+    batch_size: int = 32
+    estimate_mode: str = "training"
     custom_objects: list[str] = field(default_factory=list)
     unsafe_load: bool = False
     verbose: bool = False
@@ -258,6 +265,8 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "probe": ("probe", _boolean),
     "probe-seeds": ("probe_seeds", _positive_int),
     "probe-batch": ("probe_batch", _positive_int),
+    "batch-size": ("batch_size", _positive_int),
+    "estimate-mode": ("estimate_mode", lambda key, v: _choice(key, v, ESTIMATE_MODES)),
     "custom-objects": ("custom_objects", _string_list),
     "unsafe-load": ("unsafe_load", _boolean),
     "limits": ("limits", lambda key, v: _limits_table(v)),
@@ -322,6 +331,8 @@ class CommandLine:
     custom_objects: tuple[str, ...] = ()
     probe_batch: int | None = None
     probe_seeds: int | None = None
+    batch_size: int | None = None
+    estimate_mode: str | None = None
     verbose: bool = False
     timeout: float | None = None
     max_memory_mb: int | None = None
@@ -345,7 +356,8 @@ def resolve(config: str | None, isolated: bool, command_line: CommandLine) -> Se
         changes["extend_exclude"] = settings.extend_exclude + list(line.extend_exclude)
     if line.custom_objects:
         changes["custom_objects"] = settings.custom_objects + list(line.custom_objects)
-    for name in ("respect_gitignore", "fail_on", "probe", "probe_batch", "probe_seeds"):
+    for name in ("respect_gitignore", "fail_on", "probe", "probe_batch", "probe_seeds",
+                 "batch_size", "estimate_mode"):
         if getattr(line, name) is not None:
             changes[name] = getattr(line, name)
     for name in ("unsafe_load", "verbose", "allow_ambiguous_format", "debug",
