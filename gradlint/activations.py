@@ -179,13 +179,34 @@ def _times(a: float, b: float) -> float:
     return product if product == product else 0.0
 
 
-def _relu_family(q: float, negative_slope: float) -> Moments:
+def _relu_family(q: float, negative_slope: float, mean: float = 0.0) -> Moments:
+    if mean == 0.0:
+        sigma = math.sqrt(q)
+        factor = (1.0 + negative_slope * negative_slope) / 2.0
+        return Moments(
+            mean=_times(1.0 - negative_slope, sigma) * INV_SQRT_2PI,
+            second=_times(factor, q),
+            derivative_second=factor,
+        )
     sigma = math.sqrt(q)
-    factor = (1.0 + negative_slope * negative_slope) / 2.0
+    a = negative_slope
+    if sigma == 0.0 or not math.isfinite(sigma):
+        if not math.isfinite(sigma):
+            return _relu_family(q, a)
+        value = mean if mean > 0 else a * mean
+        slope = 1.0 if mean > 0 else a
+        return Moments(value, value * value, slope * slope)
+    # z ~ N(mean, q): the positive and negative parts' partial moments.
+    u = mean / sigma
+    above = normal_cdf(u)
+    density = INV_SQRT_2PI * math.exp(-0.5 * u * u)
+    first_above = mean * above + sigma * density
+    second_total = mean * mean + q
+    second_above = second_total * above + mean * sigma * density
     return Moments(
-        mean=_times(1.0 - negative_slope, sigma) * INV_SQRT_2PI,
-        second=_times(factor, q),
-        derivative_second=factor,
+        mean=first_above + a * (mean - first_above),
+        second=second_above + a * a * max(second_total - second_above, 0.0),
+        derivative_second=above + a * a * (1.0 - above),
     )
 
 
@@ -347,43 +368,132 @@ SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
 
 
-def moments(activation: Activation, q: float) -> Moments:
-    """Gaussian moments of `activation` at pre-activation variance `q`.
+def _elu_value(x: float, alpha: float, scale: float) -> tuple[float, float]:
+    if x > 0.0:
+        return scale * x, scale
+    e = math.exp(x)
+    return scale * alpha * (e - 1.0), scale * alpha * e
+
+
+@lru_cache(maxsize=8192)
+def _shifted_moments(name: str, parameter: float | None, q: float, mean: float) -> Moments:
+    """Moments of a smooth function (or of an ELU) at z ~ N(mean, q), by quadrature."""
+    if name in SMOOTH:
+        base = SMOOTH[name]
+    else:
+        alpha, scale = (SELU_ALPHA, SELU_SCALE) if name == "selu" else (
+            parameter if parameter is not None else 1.0, 1.0)
+        base = lambda x: _elu_value(x, alpha, scale)  # noqa: E731
+    function = (lambda x: base(x + mean)) if mean else base
+    if q == 0.0:
+        value, slope = function(0.0)
+        return Moments(value, value * value, slope * slope)
+    return _by_panels(function, q)
+
+
+def _significant(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+def moments(activation: Activation, q: float, mean: float = 0.0) -> Moments:
+    """Gaussian moments of `activation` at a pre-activation z ~ N(mean, q).
 
     Unknown activations and softmax are treated as the identity (softmax's Jacobian acts on
     a whole vector; at the output it belongs to the loss). Defined for every q, parameters
     included: NaN is taken as +inf (it only comes from an overflow upstream), and the
-    result may be infinite but never NaN for a finite parameter.
+    result may be infinite but never NaN for a finite parameter. A mean that is not finite
+    is taken as zero (the variance then carries the overflow).
     """
     if q != q:
         q = math.inf
     q = max(q, 0.0)
+    if not math.isfinite(mean) or not math.isfinite(q):
+        mean = 0.0
     name = activation.name
     if name == "relu":
-        return _relu_family(q, 0.0)
+        return _relu_family(q, 0.0, mean)
     if name == "leaky_relu":
-        return _relu_family(q, activation.parameter if activation.parameter is not None else 0.2)
+        return _relu_family(q, activation.parameter if activation.parameter is not None else 0.2,
+                            mean)
     if name == "relu6":
-        return _clipped_linear(q, 1.0, 0.0, 6.0, 0.0)
+        return _clipped_linear(q, 1.0, 0.0, 6.0, mean)
     if name == "hard_sigmoid":
         # Keras 3 and tf-keras >= 2.16: relu6(x + 3) / 6.
-        return _clipped_linear(q, 1.0 / 6.0, 0.0, 1.0, 0.5)
+        return _clipped_linear(q, 1.0 / 6.0, 0.0, 1.0, 0.5 + mean / 6.0)
     if name == "hard_tanh":
-        return _clipped_linear(q, 1.0, -1.0, 1.0, 0.0)
-    if name == "elu":
-        return _elu_family(q, activation.parameter if activation.parameter is not None else 1.0, 1.0)
-    if name == "celu":
-        return _elu_family(q, activation.parameter if activation.parameter is not None else 1.0, 1.0)
-    if name == "selu":
-        return _elu_family(q, SELU_ALPHA, SELU_SCALE)
+        return _clipped_linear(q, 1.0, -1.0, 1.0, mean)
+    if name in ("elu", "celu", "selu"):
+        if mean == 0.0:
+            alpha = SELU_ALPHA if name == "selu" else (
+                activation.parameter if activation.parameter is not None else 1.0)
+            return _elu_family(q, alpha, SELU_SCALE if name == "selu" else 1.0)
+        return _shifted_moments(name, activation.parameter, _significant(min(q, Q_LIMIT)),
+                                _significant(mean))
     if name == "exponential":
-        # E[exp(k z)] = exp(k^2 q / 2); capped where it would overflow.
-        return Moments(math.exp(min(q / 2.0, 700.0)), math.exp(min(2.0 * q, 700.0)),
-                       math.exp(min(2.0 * q, 700.0)))
+        # E[exp(k z)] = exp(k mean + k^2 q / 2); capped where it would overflow.
+        return Moments(math.exp(min(mean + q / 2.0, 700.0)),
+                       math.exp(min(2.0 * mean + 2.0 * q, 700.0)),
+                       math.exp(min(2.0 * mean + 2.0 * q, 700.0)))
     if name in SMOOTH:
         # Six significant digits of q: plain stacks settle on a fixed point, so the cache hits.
-        return _smooth_moments(name, float(f"{min(q, Q_LIMIT):.6g}"))
-    return Moments(0.0, q, 1.0)
+        if mean == 0.0:
+            return _smooth_moments(name, _significant(min(q, Q_LIMIT)))
+        return _shifted_moments(name, None, _significant(min(q, Q_LIMIT)), _significant(mean))
+    return Moments(mean, q + mean * mean, 1.0)
+
+
+# 10-point Gauss-Hermite nodes and weights (weight exp(-x^2)), one half; symmetric.
+_HERMITE = ((0.3429013272237046, 0.6108626337353258), (1.0366108297895137, 0.2401386110823147),
+            (1.7566836492998818, 0.03387439445548106), (2.5327316742327897, 0.0013436457467812327),
+            (3.4361591188377376, 7.640432855232621e-06))
+_INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
+
+
+@dataclass(frozen=True)
+class Propagated:
+    """An activation's output: E[phi], E[phi^2], the per-unit constant part of E[phi^2],
+    and E[phi'^2], the backward gain."""
+
+    mean: float
+    second: float
+    constant: float
+    derivative_second: float
+
+
+def propagate(activation: Activation, second: float, mean: float,
+              constant: float) -> Propagated:
+    """An activation applied to a tensor whose units have means mu_u ~ N(mean, constant -
+    mean^2) across units and variance second - constant within each unit (over a batch).
+
+    The output's constant part is E_u[(E[phi | mu_u])^2] (Poole et al. 2016's correlation map
+    at the units' own means), by 10-point Gauss-Hermite quadrature over the units' means;
+    the mean, second moment and slope are those of phi over the whole Gaussian."""
+    total = moments(activation, max(second - mean * mean, 0.0), mean)
+    if activation.name in ("linear", "softmax") or not activation_is_known(activation):
+        return Propagated(total.mean, total.second, constant, total.derivative_second)
+    spread = constant - mean * mean
+    within = max(second - constant, 0.0)
+    if not math.isfinite(spread) or not math.isfinite(within):
+        return Propagated(total.mean, total.second, total.mean * total.mean,
+                          total.derivative_second)
+    if spread <= 1e-9 * max(second, 1e-300):
+        part = total.mean * total.mean if within == second - mean * mean else \
+            moments(activation, within, mean).mean ** 2
+        return Propagated(total.mean, total.second, min(part, total.second),
+                          total.derivative_second)
+    scale = math.sqrt(2.0 * spread)
+    accumulated = 0.0
+    for node, weight in _HERMITE:
+        for sign in (1.0, -1.0):
+            unit_mean = moments(activation, within, _significant(mean + sign * scale * node)).mean
+            accumulated += weight * unit_mean * unit_mean
+    part = accumulated * _INV_SQRT_PI
+    return Propagated(total.mean, total.second, min(part, total.second),
+                      total.derivative_second)
+
+
+def activation_is_known(activation: Activation) -> bool:
+    return is_modelled(activation)
 
 
 def is_modelled(activation: Activation) -> bool:

@@ -95,7 +95,7 @@ def layer_entries(analysis: Analysis) -> list[dict[str, Any]]:
     entries = []
     weights_estimate = analysis.weights_estimate
     for node in analysis.graph.nodes:
-        if node.layer.kind == "input":
+        if node.layer.family.is_input:
             continue
         record = analysis.estimate[node.id]
         estimate = record.to_dict()
@@ -107,6 +107,7 @@ def layer_entries(analysis: Analysis) -> list[dict[str, Any]]:
             "path": node.path,
             "class": node.layer.class_name,
             "kind": node.layer.kind,
+            "family": node.layer.family.name,
             "activation": str(activation) if activation is not None else None,
             "weighted": is_weighted(node.layer),
             "estimate": estimate,
@@ -118,13 +119,14 @@ def layer_entries(analysis: Analysis) -> list[dict[str, Any]]:
         for path in measurements.order:
             if path not in known:
                 entries.append({"path": path, "class": measurements.kernels[path].class_name,
-                                "kind": None, "activation": None, "weighted": True,
+                                "kind": None, "family": None, "activation": None,
+                                "weighted": True,
                                 "estimate": None, "measured": measured_entry(measurements, path)})
     return entries
 
 
 def model_summary(graph: ModelGraph) -> dict[str, Any]:
-    layers = [layer for layer in graph.layers() if layer.kind != "input"]
+    layers = [layer for layer in graph.layers() if not layer.family.is_input]
     return {"name": graph.name, "class": graph.model_class, "layers": len(layers),
             "params": graph.params, "keras_version": graph.keras_version}
 
@@ -135,11 +137,11 @@ def lint_graph(graph: ModelGraph, path: str, settings: Settings,
     """Lint an already-read graph (from a file or a live model). With `settings.probe` and
     `probe`, the probe then measures the live `model`."""
     rules = selected_rules(settings) if rules is None else rules
-    analysis = analyse(graph)
+    analysis = analyse(graph, settings.estimate_mode, settings.batch_size)
     ignored = _ignored_codes_for_file(path, settings)
     findings, notes = run_rules(analysis, rules, settings, ignored)
     passed = [analysis.node(n).path for n in analysis.estimate.passed_through
-              if analysis.node(n).layer.kind not in ("unknown", "opaque", "model")]
+              if analysis.node(n).layer.family.understood(analysis.node(n).layer)]
     if passed:
         notes.append("the estimate passes the signal unchanged through layers it cannot "
                      f"size: {', '.join(passed[:5])}{' …' if len(passed) > 5 else ''}")

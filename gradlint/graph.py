@@ -82,12 +82,24 @@ class Layer:
     weights: list[WeightStats] = field(default_factory=list)
     custom: bool = False
     module: str | None = None
+    family: Any = None  # its `gradlint.families.Family`, found from the class name
+
+    def __post_init__(self):
+        if self.family is None:
+            from gradlint.families import family_of
+
+            self.family = family_of(self.class_name, self.config)
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the layer has a kernel that the estimate sizes and the probe measures."""
+        return self.family.is_weighted(self)
 
     @property
     def effective(self) -> Layer:
-        """The layer that does the work: the wrapped layer of a `TimeDistributed` or `RNN`."""
+        """The layer that does the work: the wrapped layer of a `TimeDistributed`."""
         layer = self
-        while layer.inner is not None and layer.kind in ("wrapper",):
+        while layer.inner is not None and layer.family.wraps:
             layer = layer.inner
         return layer
 

@@ -82,6 +82,14 @@ class Initializer:
             return self.scale * self.scale / max(1.0, fan_in, fan_out)
         return None
 
+    def mean_value(self) -> float:
+        """E[w]: a constant's value, a fixed distribution's mean, else zero."""
+        if self.kind == "constant":
+            return self.constant
+        if self.kind == "fixed":
+            return self.mean
+        return 0.0
+
     @property
     def family(self) -> str | None:
         """'he', 'glorot' or 'lecun' for variance-scaling initializers of those shapes."""

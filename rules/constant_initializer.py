@@ -45,9 +45,10 @@ def _feeds_residual_add(analysis, node) -> bool:
         if len(following) != 1:
             return False
         consumer = analysis.node(following[0])
-        if consumer.layer.kind == "add":
+        if consumer.layer.family.sums(consumer.layer):
             return True
-        if consumer.layer.kind not in ("normalization", "activation", "pass_through"):
+        family = consumer.layer.family
+        if not (family.normalizes or family.applies_activation or family.reshapes_only):
             return False
         current = consumer.id
 

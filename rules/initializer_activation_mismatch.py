@@ -66,7 +66,7 @@ RELU_LIKE = frozenset({"relu", "leaky_relu", "elu", "gelu", "swish", "mish", "ce
 
 def _mismatch(analysis, node):
     initializer = node.layer.kernel_initializer
-    if initializer is None or node.layer.kind in ("embedding", "recurrent"):
+    if initializer is None or node.layer.family.takes_indices or node.layer.family.recurrent:
         return None
     family = initializer.family
     activation = analysis.effective_activation(node)

@@ -39,7 +39,7 @@ def check(analysis, options):
     training = analysis.graph.training
     if training is None or training.optimizer is None or training.clips_gradients:
         return
-    recurrent = [node.path for node in analysis.graph.nodes if node.layer.kind == "recurrent"]
+    recurrent = [node.path for node in analysis.graph.nodes if node.layer.family.recurrent]
     if not recurrent:
         return
     yield Problem(

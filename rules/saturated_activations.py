@@ -59,13 +59,14 @@ def exempt_paths(analysis) -> set[str]:
         node = graph.nodes[output]
         while True:
             exempt.add(node.path)
-            if node.layer.kind in ("activation", "pass_through") and len(node.inputs) == 1:
+            if (node.layer.family.applies_activation or node.layer.family.reshapes_only) and len(node.inputs) == 1:
                 node = graph.nodes[node.inputs[0]]
                 continue
             break
     for node in graph.nodes:
         following = analysis.consumers[node.id]
-        if following and all(graph.nodes[c].layer.kind == "multiply" for c in following):
+        if following and all(graph.nodes[c].layer.family.multiplies(graph.nodes[c].layer)
+                             for c in following):
             exempt.add(node.path)
     return exempt
 

@@ -67,12 +67,12 @@ def saturating_units(analysis, node_ids) -> list[int]:
         node = analysis.node(node_id)
         if node_id in head:
             continue
-        if node.layer.kind == "activation":
+        if node.layer.family.applies_activation:
             producer = analysis.node(node.inputs[0]) if node.inputs else None
             if producer is not None and is_weighted(producer.layer):
                 continue
             activation = node.layer.activation
-        elif is_weighted(node.layer) and node.layer.kind != "recurrent":
+        elif is_weighted(node.layer) and not node.layer.family.recurrent:
             activation = analysis.effective_activation(node)
         else:
             continue
@@ -96,7 +96,7 @@ def check(analysis, options):
             continue
         paths = [analysis.node(n).path for n in chain]
         names = sorted({str(analysis.effective_activation(analysis.node(n)))
-                        if analysis.node(n).layer.kind != "activation"
+                        if not analysis.node(n).layer.family.applies_activation
                         else str(analysis.node(n).layer.activation) for n in chain})
         yield Problem(
             f"{len(chain)} saturating activations ({', '.join(names)}) from {span(paths)} "

@@ -54,7 +54,7 @@ def weakest_signal(analysis):
     scales, gradients = [], []
     for node in analysis.weighted_nodes():
         record = analysis.estimate[node.id]
-        if record.input_scale is not None and node.layer.kind != "embedding":
+        if record.input_scale is not None and not node.layer.family.takes_indices:
             scales.append((record.input_scale, node))
         if record.gradient is not None:
             gradients.append((record.gradient, node))
@@ -68,7 +68,7 @@ def check(analysis, options):
     for node in analysis.weighted_nodes():
         record = analysis.estimate[node.id]
         initializer = node.layer.kernel_initializer
-        if node.layer.kind == "embedding" or record.weight_second_moment is None \
+        if node.layer.family.takes_indices or record.weight_second_moment is None \
                 or (initializer is not None and initializer.is_constant):
             continue  # constant kernels are GL204's
         gain = record.fan_in * record.weight_second_moment

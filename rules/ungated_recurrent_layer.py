@@ -31,7 +31,7 @@ difficult*, IEEE TNN 1994. Hochreiter & Schmidhuber, *Long Short-Term Memory*, 1
 
 from gradlint import verdicts
 from gradlint.findings import Problem
-from gradlint.layer_catalog import UNGATED_CELLS
+from gradlint.families.recurrent import UNGATED_CELLS, cell_class
 
 CODE = "GL401"
 NAME = "ungated-recurrent-layer"
@@ -49,16 +49,10 @@ def confirm(finding, measurements, options):
     return verdicts.recurrent(finding, measurements, CONFIRM_RATIO_BELOW)
 
 
-def _cell_class(layer) -> str:
-    if layer.class_name in ("Bidirectional", "RNN") and layer.inner is not None:
-        return layer.inner.class_name
-    return layer.class_name
-
-
 def check(analysis, options):
     for node in analysis.graph.nodes:
         layer = node.layer
-        if layer.kind != "recurrent" or _cell_class(layer) not in UNGATED_CELLS:
+        if not layer.family.recurrent or cell_class(layer) not in UNGATED_CELLS:
             continue
         shape = node.input_shapes[0] if node.input_shapes else None
         length = shape[1] if shape and len(shape) >= 3 else None
@@ -69,4 +63,4 @@ def check(analysis, options):
             f"'{node.path}' is an ungated SimpleRNN {known}: its gradient through time fades "
             "geometrically; use LSTM or GRU",
             layer=node.path, layers=[node.path], severity=severity,
-            evidence={"sequence_length": length, "cell": _cell_class(layer)})
+            evidence={"sequence_length": length, "cell": cell_class(layer)})

@@ -44,8 +44,8 @@ def check(analysis, options):
             evidence={"model_class": graph.model_class})
         return
     for layer in graph.layers():
-        if layer.kind in ("unknown", "opaque") or layer.custom:
-            what = "a Lambda layer" if layer.kind == "opaque" else "a custom layer"
+        if not layer.family.understood(layer) or layer.custom:
+            what = layer.family.unknown_what(layer)
             yield Problem(
                 f"'{layer.path}' is {what} (class {layer.class_name}); its code is not read, "
                 "so the estimate passes the signal through it unchanged",

@@ -49,7 +49,7 @@ class Analysis:
         following = self.consumers[node.id]
         if len(following) == 1:
             consumer = self.graph.nodes[following[0]]
-            if consumer.layer.kind == "activation" and consumer.layer.activation is not None:
+            if consumer.layer.family.applies_activation and consumer.layer.activation is not None:
                 return consumer.layer.activation
         return own if own is not None else Activation("linear")
 
@@ -70,10 +70,13 @@ class Analysis:
         return route
 
 
-def analyse(graph: ModelGraph) -> Analysis:
+def analyse(graph: ModelGraph, mode: str = "training", batch_size: int = 32) -> Analysis:
+    """The analyses of `graph`, for training in `mode` at `batch_size` (the settings'
+    `estimate_mode` and `batch_size`)."""
     _note_unfit_kernels(graph)
-    weights_estimate = estimate(graph, "weights") if graph.weights_read else None
-    return Analysis(graph=graph, estimate=estimate(graph, "initializers"),
+    weights_estimate = estimate(graph, "weights", mode, batch_size) if graph.weights_read \
+        else None
+    return Analysis(graph=graph, estimate=estimate(graph, "initializers", mode, batch_size),
                     weights_estimate=weights_estimate, routes=find_routes(graph))
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gradlint.analysis.signal import is_weighted
 from gradlint.graph import ModelGraph
 
 UNREACHABLE = 1 << 30
@@ -40,8 +39,8 @@ class Routes:
 def counts_for_depth(layer) -> bool:
     """Weighted layers count, except depthwise convolutions: one mixes no channels and, with
     the pointwise convolution after it, replaces a single standard convolution (Howard et al.
-    2017; Chollet 2017)."""
-    return is_weighted(layer) and layer.kind != "depthwise"
+    2017; Chollet 2017). The family decides (`Family.counts_for_depth`)."""
+    return layer.family.counts_for_depth(layer)
 
 
 def find_routes(graph: ModelGraph) -> Routes:
@@ -59,11 +58,11 @@ def find_routes(graph: ModelGraph) -> Routes:
         for consumer in consumers[node.id]:
             if depth[consumer] < best:
                 best, best_next = depth[consumer], consumer
-            consumer_run = 0 if graph.nodes[consumer].layer.kind == "normalization" else run[consumer]
+            normalizes = graph.nodes[consumer].layer.family.normalizes
+            consumer_run = 0 if normalizes else run[consumer]
             if consumer_run < best_run:
                 best_run = consumer_run
-                best_run_next = None if consumer_run == 0 and \
-                    graph.nodes[consumer].layer.kind == "normalization" else consumer
+                best_run_next = None if consumer_run == 0 and normalizes else consumer
         if best < UNREACHABLE:
             depth[node.id] = best + weighted
             next_on_route[node.id] = best_next

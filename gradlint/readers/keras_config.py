@@ -22,9 +22,10 @@ from typing import Any
 from gradlint import activations, initializers
 from gradlint.errors import ModelReadError
 from gradlint.graph import Layer, ModelGraph, Node, TrainingConfig
-from gradlint.layer_catalog import (MAX_SIZE, MODEL_CLASSES, WEIGHTED_KINDS, ConfigValueError,
-                                    bounded, check_config, kind_of, output_shape, shape_value,
-                                    shown, whole)
+from gradlint.families import family_of
+from gradlint.families.opaque import MODEL_CLASSES
+from gradlint.layer_catalog import (MAX_SIZE, ConfigValueError, bounded, check_config,
+                                    shape_value, shown, whole)
 
 KERAS_MODULE_PREFIXES = ("keras", "tf_keras", "tensorflow")
 
@@ -46,7 +47,7 @@ def build_graph(model_config: Any, *, format: str, keras2: bool) -> ModelGraph:
     if not isinstance(config.get("layers"), list):
         if class_name in MODEL_CLASSES:
             raise ModelReadError(f"the {class_name} model's configuration has no layer list")
-        if kind_of(class_name, config) not in ("unknown", "model"):
+        if family_of(class_name, config).understood_class(class_name, config):
             raise ModelReadError(f"the configuration describes a single {class_name} layer, "
                                  "not a model")
         graph.graph_stored = False
@@ -99,14 +100,15 @@ def make_layer(entry: dict, path: str, notes: list[str] | None = None) -> Layer:
     usable are noted in `notes`."""
     class_name = str(entry.get("class_name", "?"))
     config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
-    kind = kind_of(class_name, config)
+    family = family_of(class_name, config)
+    kind = family.kind_of_layer(class_name, config)
     try:
-        check_config(class_name, kind, config)
+        check_config(class_name, family, config)
     except ConfigValueError as error:
         raise ModelReadError(f"layer '{path}': {error}") from None
     custom = kind == "unknown" or _is_custom(entry)
     layer = Layer(path=path, class_name=class_name, kind=kind, config=config, custom=custom,
-                  module=entry.get("module"))
+                  module=entry.get("module"), family=family)
     inner_entry = None
     if class_name in ("Bidirectional", "TimeDistributed"):
         inner_entry = config.get("layer")
@@ -125,44 +127,46 @@ def make_layer(entry: dict, path: str, notes: list[str] | None = None) -> Layer:
     describing = layer.inner if layer.inner is not None and class_name != "TimeDistributed" else None
     source = describing.config if describing is not None else config
     try:
-        if kind == "activation":
+        if family.applies_activation:
             layer.activation = activations.activation_of_layer(class_name, config) or \
                 activations.normalize(config.get("activation"))
-        elif kind == "wrapper" and layer.inner is not None:
+        elif family.wraps and layer.inner is not None:
             layer.activation = layer.inner.activation
             layer.kernel_initializer = layer.inner.kernel_initializer
             layer.bias_initializer = layer.inner.bias_initializer
-        elif "activation" in source or kind in ("dense", "conv", "conv_transpose", "depthwise",
-                                                "separable", "recurrent"):
+        elif hasattr(family, "activation_of"):
+            layer.activation = family.activation_of(layer)
+        elif "activation" in source or family.weighted:
             layer.activation = activations.normalize(source.get("activation"))
     except ConfigValueError as error:
-        where = "" if kind == "activation" else "in its 'activation', "
+        where = "" if family.applies_activation else "in its 'activation', "
         raise ModelReadError(f"layer '{path}': {where}{error}") from None
-    if kind != "wrapper":
+    if not family.wraps:
         layer.kernel_initializer = initializers.parse(
             source.get("kernel_initializer") or source.get("depthwise_initializer")
             or source.get("embeddings_initializer"))
         layer.bias_initializer = initializers.parse(source.get("bias_initializer"))
-        if notes is not None and (kind == "normalization" or kind in WEIGHTED_KINDS and (
+        if notes is not None and (family.normalizes or family.weighted and (
                 getattr(layer.kernel_initializer, "problem", None)
                 or getattr(layer.bias_initializer, "problem", None) or kind == "separable")):
-            _note_initializers(layer, kind, source, notes)
+            _note_initializers(layer, source, notes)
     return layer
 
 
-def _note_initializers(layer: Layer, kind: str, source: dict, notes: list[str]) -> None:
+def _note_initializers(layer: Layer, source: dict, notes: list[str]) -> None:
     """Note the initializers the estimate reads whose parameters are not usable."""
     checked = []
-    if kind in WEIGHTED_KINDS:
+    family = layer.family
+    if family.weighted:
         kernel_key = next((key for key in ("kernel_initializer", "depthwise_initializer",
                                            "embeddings_initializer") if source.get(key)),
                           "kernel_initializer")
         checked += [(kernel_key, layer.kernel_initializer, "passes the signal through this layer"),
                     ("bias_initializer", layer.bias_initializer, "takes the bias as zero")]
-    if kind == "separable":
+    if "pointwise_kernel" in family.weight_roles(layer, 0):
         checked.append(("pointwise_initializer", _parameterized(source, "pointwise_initializer"),
                         "passes the signal through this layer"))
-    if kind == "normalization":
+    if family.normalizes:
         checked += [("gamma_initializer", _parameterized(source, "gamma_initializer"),
                      "takes gamma as one"),
                     ("beta_initializer", _parameterized(source, "beta_initializer"),
@@ -487,19 +491,8 @@ def complete_shapes(graph: ModelGraph) -> None:
             node.output_shape = recorded[node.id]
             continue
         layer = node.layer
-        inner = None
-        if layer.inner is not None:
-            inner = (layer.inner.class_name, layer.inner.kind, layer.inner.config)
-        class_name = layer.class_name
-        kind = layer.kind
         try:
-            if kind == "wrapper" and layer.inner is not None and input_shapes and input_shapes[0]:
-                shape = input_shapes[0]
-                inner_out = output_shape(layer.inner.class_name, layer.inner.kind,
-                                         layer.inner.config, [(shape[0],) + shape[2:]])
-                node.output_shape = bounded(shape[:2] + inner_out[1:]) if inner_out else None
-                continue
-            node.output_shape = output_shape(class_name, kind, layer.config, input_shapes, inner)
+            node.output_shape = bounded(layer.family.output_shape(layer, input_shapes))
         except (TypeError, ValueError, KeyError, IndexError, ArithmeticError):
             # A value `check_config` lets through but the shape cannot use: unknown.
             node.output_shape = None

@@ -199,22 +199,7 @@ def tensor_stats(dataset: Any, role: str, raw: tuple[str, int] | None = None,
 
 
 def _roles(layer: Layer, count_2d: int) -> list[str]:
-    kind = layer.kind
-    if kind == "normalization":
-        config = layer.config
-        roles = []
-        if config.get("scale", True):
-            roles.append("gamma")
-        if config.get("center", True):
-            roles.append("beta")
-        return roles + ["moving_mean", "moving_variance"]
-    if kind == "separable":
-        return ["kernel", "pointwise_kernel", "bias"]
-    if kind in ("recurrent",):
-        return ["kernel", "recurrent_kernel", "bias"]
-    if layer.class_name == "PReLU":
-        return ["alpha"]
-    return ["kernel", "bias"]
+    return layer.family.weight_roles(layer, count_2d)
 
 
 def _layers_by_path(graph: ModelGraph) -> dict[str, list[Layer]]:

@@ -1,0 +1,220 @@
+"""Layer families: everything gradlint knows about one kind of layer, in one module each.
+
+A family covers a set of Keras classes (with their Keras 1 and 2 aliases) and is the single
+home of what the rest of gradlint asks about them:
+
+- `check_config`: which configuration values are usable (run once, when the graph is built);
+- `output_shape` and `kernel_shape`: what Keras would build, from the config alone;
+- `forward` and `backward`: the layer's part of the mean-field estimate
+  (`gradlint.analysis.signal`), forward moments in, backward gain out;
+- `counts_for_depth`, `normalizes`: how the layer counts on the routes
+  (`gradlint.analysis.routes`);
+- `weight_roles`: what the stored weights of the layer are (kernel, bias, gamma ...);
+- `takes_indices`, `records_kernel`: what the probe feeds it and records for it.
+
+The estimate, the routes, the weight reader, the rules and the probe ask a layer's family;
+none of them compares class names or kinds. Adding a family is one module in this package
+(it is found by `family_of` through `FAMILIES`) plus its test; `docs/families.md` walks
+through an example.
+
+Each family module defines one or more `Family` subclasses and lists their instances in a
+module-level `FAMILIES`. Their `classes` map the Keras class names they cover to a `kind`,
+the finer name the JSON report shows (``conv_transpose`` in the convolution family).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gradlint.graph import Layer, Node
+
+
+@dataclass
+class Signal:
+    """What the estimate knows about a tensor, per element, for unit-variance inputs.
+
+    `second` is E[x^2]; `mean` is E[x]; `constant` is E_units[mu_u^2], the part of the second
+    moment that does not vary across the samples of a batch (mu_u is unit u's mean over the
+    batch and its positions). The rest, `second - constant`, is what batch statistics see:
+    BatchNormalization in training mode divides by it, and global average pooling shrinks
+    it while keeping the constant part. constant >= mean^2 always."""
+
+    second: float = 1.0
+    mean: float = 0.0
+    constant: float = 0.0
+
+    @property
+    def varying(self) -> float:
+        """The per-sample part of the second moment (what a batch's variance measures)."""
+        return max(self.second - self.constant, 0.0)
+
+    @property
+    def variance(self) -> float:
+        """E[x^2] - E[x]^2."""
+        return max(self.second - self.mean * self.mean, 0.0)
+
+
+@dataclass
+class Forward:
+    """One node's forward result: its output signal and what the backward pass reuses."""
+
+    signal: Signal
+    pre_activation: float | None = None  # q of the activation it applies
+    slope: float | None = None  # E[phi'(z)^2] at q
+    kernel: Any = None  # the weighted family's parameters
+    passed_through: bool = False  # the family could not size this call
+
+
+@dataclass
+class Context:
+    """How the estimate runs: which weights, which mode, what batch."""
+
+    source: str = "initializers"  # or "weights": the stored weights' statistics
+    mode: str = "training"  # or "inference"
+    batch_size: int = 32
+    graph: Any = None
+
+
+class Family:
+    """A family's defaults: a layer that passes values through untouched."""
+
+    name = "family"
+    classes: dict[str, str] = {}
+    weighted = False  # has a kernel the estimate sizes and the probe measures
+    normalizes = False  # restarts the run of weighted layers without normalization
+    applies_activation = False  # an activation layer (its activation is its whole work)
+    reshapes_only = False  # changes neither values nor gradients (shape, dropout, padding)
+    takes_indices = False  # its input is integer indices (the probe feeds it some)
+    recurrent = False
+    sums_inputs = False  # output is the sum of its inputs (a residual connection)
+    unknown = False  # gradlint cannot tell what it computes
+    wraps = False  # does its work through `Layer.inner`
+    is_input = False
+    fallback = False  # covers whatever no other family claims (found last)
+
+    # --- identity -----------------------------------------------------------------------
+    def covers(self, class_name: str, config: dict) -> bool:
+        return class_name in self.classes
+
+    # --- configuration and shapes ----------------------------------------------------------
+    def check_config(self, class_name: str, config: dict) -> None:
+        """Raise `layer_catalog.ConfigValueError` for a value no Keras could have saved."""
+
+    def output_shape(self, layer: Layer, inputs: list[tuple | None]) -> tuple | None:
+        return inputs[0] if inputs else None
+
+    def kernel_shape(self, layer: Layer, input_shape: tuple | None) -> tuple | None:
+        return None
+
+    def weight_roles(self, layer: Layer, count_2d: int) -> list[str]:
+        return ["kernel", "bias"]
+
+    def is_weighted(self, layer: Layer) -> bool:
+        return self.weighted
+
+    def understood(self, layer: Layer) -> bool:
+        """Whether gradlint knows what this layer computes (else GL002 says so)."""
+        return not self.unknown
+
+    def sums(self, layer: Layer) -> bool:
+        """Whether the output is the sum of the inputs (a residual connection)."""
+        return False
+
+    def multiplies(self, layer: Layer) -> bool:
+        """Whether the output is the product of the inputs (a gate)."""
+        return False
+
+    def unknown_what(self, layer: Layer) -> str:
+        """How GL002 names a layer gradlint cannot see into."""
+        return "a custom layer"
+
+    def understood_class(self, class_name: str, config: dict) -> bool:
+        """Whether the class is a layer class gradlint knows (not a model, not custom)."""
+        return True
+
+    def kind_of_layer(self, class_name: str, config: dict) -> str:
+        """The finer name the JSON report gives the layer's kind."""
+        return self.classes.get(class_name.rsplit(">", 1)[-1], self.name)
+
+    def stored_kernel_problem(self, layer: Layer) -> str | None:
+        """Why the layer's stored kernel cannot be its kernel; None when it fits."""
+        return None
+
+    # --- routes ----------------------------------------------------------------------------
+    def counts_for_depth(self, layer: Layer) -> bool:
+        return self.is_weighted(layer)
+
+    # --- the estimate ----------------------------------------------------------------------
+    def forward(self, node: Node, inputs: list[Signal], context: Context) -> Forward:
+        return Forward(inputs[0] if inputs else Signal())
+
+    def spread(self, node: Node) -> float | None:
+        """How a layer that only routes values (pooling, upsampling, averaging) scales the
+        per-element gradient second moment on its way back; None for other layers."""
+        return None
+
+    def shape_gain(self, node: Node, index: int) -> float:
+        """What the layer's shape alone does to input `index`'s per-element gradient second
+        moment (broadcasting sums positions); the estimate's `gradient` factors it out."""
+        return 1.0
+
+    def backward(self, node: Node, gradient: float, gradient_pre: float,
+                 inputs: list[Signal], forward: Forward, context: Context) -> list[float]:
+        """The gradient second moment each input receives, given the output's (`gradient`)
+        and, for a layer that applies an activation, the pre-activation's."""
+        return [gradient] * len(node.inputs)
+
+    def kernel_positions(self, node: Node, forward: Forward | None = None) -> float:
+        """How many positions share the kernel (the kernel gradient sums over them)."""
+        from gradlint.layer_catalog import positions
+
+        return float(positions(node.output_shape))
+
+
+_FAMILIES: list[Family] | None = None
+_BY_CLASS: dict[str, Family] = {}
+
+
+def all_families() -> list[Family]:
+    """Every family, from the modules of this package, in a fixed order (the fallbacks of
+    `gradlint.families.opaque` last)."""
+    global _FAMILIES
+    if _FAMILIES is None:
+        found: list[Family] = []
+        fallbacks: list[Family] = []
+        for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+            module = importlib.import_module(f"{__name__}.{module_info.name}")
+            for family in getattr(module, "FAMILIES", ()):
+                (fallbacks if getattr(family, "fallback", False) else found).append(family)
+        _FAMILIES = found + fallbacks
+        for family in _FAMILIES:
+            for class_name in family.classes:
+                if class_name in _BY_CLASS:
+                    raise RuntimeError(f"{class_name} is claimed by the {family.name} and the "
+                                       f"{_BY_CLASS[class_name].name} families")
+                _BY_CLASS[class_name] = family
+    return _FAMILIES
+
+
+def family_of(class_name: str, config: dict) -> Family:
+    """The family of a serialized layer (``package>Class`` names count by their class)."""
+    families = all_families()
+    name = class_name.rsplit(">", 1)[-1]
+    family = _BY_CLASS.get(name)
+    if family is not None:
+        return family
+    for family in families:
+        if family.covers(name, config):
+            return family
+    raise RuntimeError("the opaque family covers every class")  # pragma: no cover
+
+
+def by_name(name: str) -> Family:
+    for family in all_families():
+        if family.name == name:
+            return family
+    raise KeyError(name)

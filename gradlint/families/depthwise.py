@@ -1,0 +1,103 @@
+"""Depthwise and separable convolutions.
+
+A depthwise convolution filters each channel alone: fan-in is the kernel's positions, and it
+does not count as a layer of depth (with the pointwise convolution after it, it replaces one
+standard convolution: Howard et al. 2017; Chollet 2017). A separable convolution is the two
+in one layer: the pointwise stage multiplies the forward second moment by its own
+fan_in * E[w^2] and the backward one by filters * E[w^2].
+"""
+
+from __future__ import annotations
+
+import math
+
+from gradlint import initializers
+from gradlint.families.convolution import check_window, input_channels
+from gradlint.families.weighted import WeightedFamily, moment_of
+from gradlint.layer_catalog import (MAX_SIZE, MISSING, count, size_of, spatial_output,
+                                    spatial_rank, tuple_of, window_product)
+
+DEPTHWISE = {"DepthwiseConv1D": "depthwise", "DepthwiseConv2D": "depthwise"}
+SEPARABLE = {name: "separable" for name in (
+    "SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D")}
+
+
+class DepthwiseFamily(WeightedFamily):
+    name = "depthwise"
+    classes = {**DEPTHWISE, **SEPARABLE}
+
+    def separable(self, layer) -> bool:
+        return layer.class_name.rsplit(">", 1)[-1] in SEPARABLE
+
+    def counts_for_depth(self, layer):
+        return self.separable(layer)
+
+    def weight_roles(self, layer, count_2d):
+        return ["kernel", "pointwise_kernel", "bias"] if self.separable(layer) else \
+            ["kernel", "bias"]
+
+    def expected_kernel_rank(self, layer):
+        return spatial_rank(layer.class_name) + 2, layer.class_name
+
+    def check_config(self, class_name, config):
+        check_window(config, spatial_rank(class_name))
+        if class_name in SEPARABLE:
+            filters = config.get("filters", MISSING)
+            if not (type(filters) is int and 1 <= filters <= MAX_SIZE):
+                count("filters", filters)
+        multiplier = config.get("depth_multiplier")
+        if multiplier is not None and not (type(multiplier) is int
+                                           and 1 <= multiplier <= MAX_SIZE):
+            count("depth_multiplier", multiplier)
+
+    def output_shape(self, layer, inputs):
+        first = inputs[0] if inputs else None
+        if first is None:
+            return None
+        if self.separable(layer):
+            channels = size_of(layer.config, "filters", 0, minimum=0)
+            if channels is None:
+                return None
+            return spatial_output(layer.config, first, "window", channels=channels)
+        multiplier = size_of(layer.config, "depth_multiplier", 1)
+        if multiplier is None:
+            return None
+        return spatial_output(layer.config, first, "window", multiplier=multiplier)
+
+    def kernel_shape(self, layer, input_shape):
+        config = layer.config
+        channels = input_channels(config, input_shape)
+        kernel = tuple_of(config.get("kernel_size"), spatial_rank(layer.class_name))
+        if channels is False or channels is None or kernel is None:
+            return None
+        multiplier = size_of(config, "depth_multiplier", 1)
+        return kernel + (channels, multiplier) if multiplier is not None else None
+
+    def fans(self, layer, shape):
+        rank = len(shape) - 2
+        receptive = float(math.prod(shape[:-2]))
+        strides = window_product(layer.config.get("strides"), rank, 1)
+        if strides is None:
+            return None
+        return receptive, receptive * float(shape[-1]) / strides, float(math.prod(shape))
+
+    def refine(self, layer, node, context, shape, kernel):
+        if not self.separable(layer):
+            return kernel
+        pointwise_fan_in = shape[-2] * float(shape[-1])
+        filters = size_of(layer.config, "filters", 1)
+        if filters is None:
+            return None
+        pointwise = moment_of(
+            layer, "pointwise_kernel",
+            initializers.parse(layer.config.get("pointwise_initializer", "glorot_uniform")),
+            pointwise_fan_in, filters, context)
+        if pointwise is None:
+            return None
+        kernel.second_stage = pointwise_fan_in * pointwise[0]
+        kernel.second_stage_back = filters * pointwise[0]
+        kernel.entries += pointwise_fan_in * filters
+        return kernel
+
+
+FAMILIES = [DepthwiseFamily()]

@@ -1,0 +1,143 @@
+"""Merge layers: Add, Subtract, Average, Multiply, Maximum, Minimum, Concatenate, Dot.
+
+Independent summands: variances add and means add (Subtract negates the second); where a
+tensor feeds several layers, the backward pass adds their gradients (a residual block's
+input gets the shortcut's gradient and the branch's). A product (a squeeze-and-excitation
+gate, a GLU) multiplies second moments, so a sigmoid gate near 0.5 passes a quarter of the
+signal, not all of it; backward, each factor receives the gradient times the other factors'
+second moments, summed over the positions it was broadcast to (a (1, 1, C) gate on a
+(7, 7, C) map collects 49 positions' gradients).
+"""
+
+from __future__ import annotations
+
+import math
+
+from gradlint.families import Family, Forward, Signal
+from gradlint.families.weighted import settled
+from gradlint.layer_catalog import MAX_SIZE, positions, problem, whole
+
+SUMS = {"Add": "add", "Subtract": "add"}
+
+
+def _channels(shape) -> int | None:
+    if shape and shape[-1]:
+        channels = whole(shape[-1])
+        return channels if channels is not None and 0 < channels <= MAX_SIZE else None
+    return None
+
+
+def _sum(inputs: list[Signal], signs: list[float]) -> Signal:
+    mean = sum(sign * s.mean for sign, s in zip(signs, inputs))
+    varying = sum(s.varying for s in inputs)
+    spread = sum(max(s.constant - s.mean * s.mean, 0.0) for s in inputs)
+    constant = spread + mean * mean
+    return Signal(settled(varying + constant), mean, constant)
+
+
+def _broadcast(node, index: int) -> float:
+    """How many output positions one element of input `index` was broadcast to."""
+    shape = node.input_shapes[index] if index < len(node.input_shapes) else None
+    output = node.output_shape
+    if not shape or not output or len(shape) != len(output):
+        return 1.0
+    ratio = float(positions(output)) / float(positions(shape))
+    return ratio if math.isfinite(ratio) and ratio >= 1.0 else 1.0
+
+
+class MergeFamily(Family):
+    name = "merge"
+    classes = {**SUMS, "Average": "average", "Multiply": "multiply", "Maximum": "maximum",
+               "Minimum": "maximum", "Concatenate": "concatenate", "Dot": "dot"}
+
+    def kind_of(self, layer) -> str:
+        return self.classes.get(layer.class_name.rsplit(">", 1)[-1], "add")
+
+    def check_config(self, class_name, config):
+        if class_name == "Concatenate":
+            axis = config.get("axis", -1)
+            number = axis if type(axis) is int else whole(axis)
+            if number is None or abs(number) > MAX_SIZE:
+                raise problem("axis", "a whole number", axis)
+
+    def sums(self, layer) -> bool:
+        return self.kind_of(layer) == "add"
+
+    def multiplies(self, layer) -> bool:
+        return self.kind_of(layer) == "multiply"
+
+    def output_shape(self, layer, inputs):
+        first = inputs[0] if inputs else None
+        kind = self.kind_of(layer)
+        if first is None:
+            return None
+        if kind == "concatenate":
+            axis = whole(layer.config.get("axis", -1))
+            if axis is None or any(shape is None for shape in inputs):
+                return None
+            if any(not -len(shape) <= axis < len(shape) for shape in inputs):
+                return None
+            parts = [shape[axis] for shape in inputs]
+            result = list(first)
+            result[axis] = None if any(part is None for part in parts) else sum(parts)
+            return tuple(result)
+        if kind == "dot":
+            return None
+        # Broadcasting: the input with the most positions gives the shape.
+        known = [shape for shape in inputs if shape is not None and len(shape) == len(first)]
+        return max(known, key=positions) if known else first
+
+    def forward(self, node, inputs, context):
+        kind = self.kind_of(node.layer)
+        if not inputs:
+            return Forward(Signal())
+        if kind == "add":
+            signs = [-1.0 if node.layer.class_name.endswith("Subtract") and i else 1.0
+                     for i in range(len(inputs))]
+            return Forward(_sum(inputs, signs))
+        if kind == "average":
+            total = _sum(inputs, [1.0] * len(inputs))
+            n = float(len(inputs))
+            return Forward(Signal(total.second / (n * n), total.mean / n,
+                                  total.constant / (n * n)))
+        if kind == "multiply":
+            return Forward(Signal(settled(math.prod(s.second for s in inputs)),
+                                  math.prod(s.mean for s in inputs),
+                                  settled(math.prod(s.constant for s in inputs))))
+        if kind == "maximum":
+            return Forward(Signal(max(s.second for s in inputs), max(s.mean for s in inputs),
+                                  max(s.constant for s in inputs)))
+        if kind == "concatenate":
+            widths = [(_channels(shape) or 1) for shape in
+                      (node.input_shapes + [None] * len(inputs))[:len(inputs)]]
+            total = float(sum(widths)) or 1.0
+            return Forward(Signal(sum(w * s.second for w, s in zip(widths, inputs)) / total,
+                                  sum(w * s.mean for w, s in zip(widths, inputs)) / total,
+                                  sum(w * s.constant for w, s in zip(widths, inputs)) / total))
+        # Dot: a sum over the contracted axis.
+        width = _channels(node.input_shapes[0] if node.input_shapes else None) or 1
+        return Forward(Signal(settled(math.prod(s.second for s in inputs) * width), 0.0, 0.0))
+
+    def spread(self, node):
+        kind = self.kind_of(node.layer)
+        if kind == "average":
+            count = len(node.inputs)
+            return 1.0 / (count * count)
+        if kind == "maximum":
+            return 1.0 / len(node.inputs)
+        return None
+
+    def shape_gain(self, node, index):
+        return _broadcast(node, index)
+
+    def backward(self, node, gradient, gradient_pre, inputs, forward, context):
+        kind = self.kind_of(node.layer)
+        if kind in ("multiply", "dot"):
+            seconds = [s.second for s in inputs]
+            return [settled(gradient * _broadcast(node, i) *
+                            math.prod(s for j, s in enumerate(seconds) if j != i))
+                    for i in range(len(node.inputs))]
+        return [gradient * _broadcast(node, i) for i in range(len(node.inputs))]
+
+
+FAMILIES = [MergeFamily()]
