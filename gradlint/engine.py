@@ -191,7 +191,9 @@ def apply_measurements(result: FileResult, analysis: Analysis, measurements: Any
     give_verdicts(combined, measurements, rules,
                   lambda code: rule_options(rules[code], settings))
     result.findings = fold_duplicates(combined, rules)
-    result.notes = result.notes + notes
+    measured_notes = [note for note in getattr(measurements, "notes", None) or []
+                      if note not in result.notes]
+    result.notes = result.notes + notes + measured_notes
     result.layers = layer_entries(analysis)
 
 

@@ -16,6 +16,10 @@ measurements, options)`` with its own thresholds; this module has the shared rea
   identical units; the input gradient through time.
 
 A verdict is ``{"verdict": "confirmed" | "not-confirmed", "summary": str, "measured": {...}}``.
+When the probe measured no kernel gradient at all (every weight frozen with
+``trainable=False``), the gradient-flow readings give no verdict unless something else they
+read (NaN, saturation) confirms the finding: an empty measurement is not a healthy one, and
+the probe says in a note why nothing was measured.
 Probe rules declare what they measure (``MEASURES``), so that `fold_duplicates` drops one
 that only repeats a confirmed static finding of the same kind and at least its severity.
 Nothing here imports TensorFlow: measurements are plain data.
@@ -43,7 +47,9 @@ def _named_kernels(finding, measurements):
     found = []
     for path in paths:
         kernel = measurements.kernel(path)
-        if kernel is not None and not kernel.embedding and kernel.relative is not None:
+        # A relative of NaN is 0/0: no gradient anywhere, which `_flow` reports instead.
+        if kernel is not None and not kernel.embedding and kernel.relative is not None \
+                and not math.isnan(kernel.relative):
             found.append(kernel)
     return found
 
@@ -62,7 +68,7 @@ def _flow(measurements) -> dict[str, Any]:
     first, last = measurements.first_and_last()
     ratio = measurements.first_last_ratio()
     largest, largest_at = measurements.largest_input_scale()
-    return {
+    flow = {
         "first_layer": first.path if first else None,
         "last_layer": last.path if last else None,
         "first_last_ratio": ratio,
@@ -73,11 +79,22 @@ def _flow(measurements) -> dict[str, Any]:
         "largest_input_scale_at": largest_at,
         "nonfinite": list(measurements.nonfinite),
     }
+    if measurements.gradient_absent():
+        flow["no_gradient"] = True
+    return flow
+
+
+def _nothing_measured(flow: dict[str, Any]) -> bool:
+    """No kernel gradient was measured (a frozen model): there is no flow to judge."""
+    return flow["first_layer"] is None
 
 
 def _flow_text(flow: dict[str, Any]) -> str:
     parts = []
-    if flow["first_last_ratio"] is not None:
+    if flow.get("no_gradient"):
+        parts.append(f"no gradient: the kernel gradients of '{flow['first_layer']}' and "
+                     f"'{flow['last_layer']}' are exactly zero")
+    elif flow["first_last_ratio"] is not None:
         parts.append(f"first/last kernel gradient {number(flow['first_last_ratio'])} "
                      f"('{flow['first_layer']}' {number(flow['first_kernel_gradient_norm'])}, "
                      f"'{flow['last_layer']}' {number(flow['last_kernel_gradient_norm'])})")
@@ -88,7 +105,7 @@ def _flow_text(flow: dict[str, Any]) -> str:
 
 
 def vanishing(finding, measurements, below: float, *, exploding_above: float | None = None,
-              ratio_above: float | None = None) -> dict[str, Any]:
+              ratio_above: float | None = None) -> dict[str, Any] | None:
     """Confirmed below `below` (see the module's docstring); with `exploding_above` and
     `ratio_above`, an exploding measurement confirms it too (a depth finding claims that the
     gradient fails to flow either way)."""
@@ -101,6 +118,9 @@ def vanishing(finding, measurements, below: float, *, exploding_above: float | N
                     weakest_kernel_gradient=weakest.relative if weakest else None,
                     max_saturated_fraction=saturated)
     reasons = []
+    if flow.get("no_gradient"):
+        reasons.append(f"no gradient at all: the kernel gradients of '{flow['first_layer']}' "
+                       f"and '{flow['last_layer']}' are exactly zero")
     if weakest is not None and weakest.relative < threshold:
         reasons.append(f"'{weakest.path}' gets {number(weakest.relative)} of the output "
                        "layer's kernel gradient")
@@ -118,6 +138,8 @@ def vanishing(finding, measurements, below: float, *, exploding_above: float | N
         reasons.extend(_exploding_reasons(flow, exploding_above, ratio_above or exploding_above))
     if reasons:
         return _verdict(True, "measured: " + "; ".join(reasons), measured)
+    if _nothing_measured(flow):
+        return None
     detail = _flow_text(flow)
     if weakest is not None and weakest.path != flow["first_layer"]:
         detail += f"; weakest named layer '{weakest.path}' {number(weakest.relative)}"
@@ -133,7 +155,7 @@ DEPTH_SIGNAL_ABOVE = 1e2
 DEPTH_RATIO_ABOVE = 3e2
 
 
-def depth(finding, measurements) -> dict[str, Any]:
+def depth(finding, measurements) -> dict[str, Any] | None:
     """Confirmed when the gradient measurably vanishes or explodes (the thresholds above)."""
     return vanishing(finding, measurements, DEPTH_BELOW, exploding_above=DEPTH_SIGNAL_ABOVE,
                      ratio_above=DEPTH_RATIO_ABOVE)
@@ -154,24 +176,27 @@ def _exploding_reasons(flow: dict[str, Any], threshold: float,
     return reasons
 
 
-def exploding(finding, measurements, above: float, ratio_above: float) -> dict[str, Any]:
+def exploding(finding, measurements, above: float,
+              ratio_above: float) -> dict[str, Any] | None:
     """Confirmed by NaN/Inf, a signal entering some layer above `above`, or a first/last
     kernel-gradient ratio above `ratio_above`."""
     return _exploding_verdict(measurements, lambda flow: _exploding_reasons(flow, above,
                                                                             ratio_above))
 
 
-def nonfinite(finding, measurements) -> dict[str, Any]:
+def nonfinite(finding, measurements) -> dict[str, Any] | None:
     """Confirmed by NaN or Inf anywhere in the measurement."""
     return _exploding_verdict(measurements, lambda flow: [
         f"NaN or Inf in {', '.join(flow['nonfinite'][:3])}"] if flow["nonfinite"] else [])
 
 
-def _exploding_verdict(measurements, reasons_of) -> dict[str, Any]:
+def _exploding_verdict(measurements, reasons_of) -> dict[str, Any] | None:
     flow = _flow(measurements)
     reasons = reasons_of(flow)
     if reasons:
         return _verdict(True, "measured: " + "; ".join(reasons), flow)
+    if _nothing_measured(flow):
+        return None
     largest = flow["largest_input_scale"]
     detail = _flow_text(flow)
     if largest is not None:

@@ -8,7 +8,8 @@ Runs only with `--probe`. Any of:
   (1e3, an error) or `warning-forward-above` (1e2) for a standard-normal input, the measured
   counterpart of GL203's estimate;
 - the first weighted layer's kernel gradient above `ratio-above` (1e3, an error) or
-  `warning-ratio-above` (3e2) times the output layer's.
+  `warning-ratio-above` (3e2) times the output layer's. When both are exactly zero the
+  ratio is 0/0: that is no gradient at all, which GL901 reports, never an explosion.
 
 AutoTrainer flags a first/last ratio above 70. Measured here, keras.applications ResNet50
 (`weights=None`), which trains well, has a ratio of 29 to 34 at 224x224 and 57 to 113 at

@@ -2,8 +2,10 @@
 
 ## What it flags
 Runs only with `--probe`, on the gradients measured on a synthetic batch (medians over the
-probe's seeds). Two measurements, either of which fires:
+probe's seeds). Any of these fires:
 
+- no gradient at all: the first weighted layer's and the output layer's kernel gradients
+  both exactly zero (an error; their ratio is 0/0, which is no gradient, not an explosion);
 - the first weighted layer's kernel-gradient norm relative to the output layer's (the
   first/last ratio) below `ratio-below` (1e-3) while the first layer's norm itself is below
   `norm-below` (1e-4): an error, AutoTrainer's criterion; a ratio below
@@ -74,6 +76,14 @@ def check(analysis, options):
     if measured is None:
         return
     first, last = measured.first_and_last()
+    if measured.gradient_absent():
+        yield Problem(
+            f"no gradient reaches the weighted layers: the measured kernel gradients of "
+            f"'{first.path}' and of the output layer '{last.path}' are exactly zero",
+            layer=first.path, layers=[first.path, last.path], severity="error",
+            evidence={"first_norm": first.gradient_norm, "last_norm": last.gradient_norm,
+                      "first_last_ratio": None})
+        return
     ratio = measured.first_last_ratio()
     if ratio is not None:
         severity = None

@@ -177,3 +177,97 @@ def tf_keras_sigmoid():
         + [tf_keras.layers.Dense(3, activation="softmax")])
     model.compile(optimizer="adam", loss="categorical_crossentropy")
     return model
+
+
+# -- the probe's own defects (tests/test_probe_defects.py) ----------------------------------
+
+def tanh_batchnorm(depth: int = 20, width: int = 64):
+    """Dense, BatchNormalization, tanh, 20 times: in training mode the measured first/last
+    ratio depends on the batch (759 at batch 4, 8.8 at 32 for this seeded build), so batch 4
+    raises a false GL902. Seeded, so every build is the same."""
+    keras = keras3()
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((width,))
+    x = inputs
+    for i in range(depth):
+        x = keras.layers.Dense(width, name=f"dense_{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn_{i}")(x)
+        x = keras.layers.Activation("tanh", name=f"tanh_{i}")(x)
+    outputs = keras.layers.Dense(10, activation="softmax", name="head")(x)
+    return keras.Model(inputs, outputs, name="tanh_batchnorm")
+
+
+def frozen_sigmoid():
+    """A BatchNormalization and 10 sigmoid layers (GL101), every layer frozen
+    (trainable=False): the probe has no gradient to measure, and the frozen BatchNorm uses its
+    moving statistics, so the batch need not follow `batch-size`."""
+    keras = keras3()
+    layers = [keras.Input((16,)), keras.layers.BatchNormalization(name="bn", trainable=False)]
+    layers += [keras.layers.Dense(16, activation="sigmoid", name=f"hidden_{i}", trainable=False)
+               for i in range(1, 11)]
+    layers.append(keras.layers.Dense(10, activation="softmax", name="head", trainable=False))
+    return keras.Sequential(layers, name="frozen_sigmoid")
+
+
+def constant_offset():
+    """A zero kernel and a bias of 3: the layer's output is 3 everywhere, so its RMS is 3 and
+    its standard deviation 0."""
+    keras = keras3()
+    return keras.Sequential([
+        keras.Input((8,)),
+        keras.layers.Dense(4, kernel_initializer="zeros",
+                           bias_initializer=keras.initializers.Constant(3.0), name="offset"),
+        keras.layers.Dense(2, name="head")], name="constant_offset")
+
+
+def dict_inputs():
+    """A Functional model on a dict of inputs, as keras-hub backbones take them: token ids,
+    segment ids and a padding mask, each into its own Embedding."""
+    keras = keras3()
+    names = {"token_ids": 100, "segment_ids": 2, "padding_mask": 2}
+    inputs = {name: keras.Input((None,), dtype="int32", name=name) for name in names}
+    embedded = [keras.layers.Embedding(size, 16, name=f"{name}_embedding")(inputs[name])
+                for name, size in names.items()]
+    x = keras.layers.Add(name="sum")(embedded)
+    x = keras.layers.Dense(16, activation="relu", name="feed_forward")(x)
+    outputs = keras.layers.Dense(4, name="head")(x)
+    return keras.Model(inputs, outputs, name="dict_inputs")
+
+
+def tf_keras_embedding():
+    """Written by tf-keras: an Embedding after an InputLayer of the default dtype, float32."""
+    tf_keras = keras2()
+    return tf_keras.Sequential([tf_keras.Input((10,)), tf_keras.layers.Embedding(50, 8),
+                                tf_keras.layers.Flatten(),
+                                tf_keras.layers.Dense(3, activation="softmax")])
+
+
+def tf_keras_dense():
+    """Written by tf-keras: `Dense(8, input_dim=4)` first, the way Keras 2 Sequential models
+    were written (tests derive the Keras 2.2 file without an InputLayer from it)."""
+    tf_keras = keras2()
+    model = tf_keras.Sequential([tf_keras.layers.Dense(8, input_dim=4, activation="relu"),
+                                 tf_keras.layers.Dense(8, activation="relu"),
+                                 tf_keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def tf_keras_batchnorm():
+    """Written by tf-keras: Dense, BatchNormalization (the tf-keras class), ReLU."""
+    tf_keras = keras2()
+    return tf_keras.Sequential([tf_keras.Input((16,)), tf_keras.layers.Dense(16),
+                                tf_keras.layers.BatchNormalization(),
+                                tf_keras.layers.Activation("relu"),
+                                tf_keras.layers.Dense(3, activation="softmax")])
+
+
+def keras_hub_bert():
+    """A keras-hub BERT backbone from a tiny config (2 layers, width 16, sequences of at most
+    16 tokens, 2 segments): dict inputs `token_ids`, `segment_ids`, `padding_mask`."""
+    import keras_hub
+
+    keras3().utils.set_random_seed(3)
+    return keras_hub.models.BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2,
+                                         hidden_dim=16, intermediate_dim=32,
+                                         max_sequence_length=16, num_segments=2)

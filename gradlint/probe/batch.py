@@ -1,8 +1,11 @@
 """The synthetic batch and the loss the probe differentiates.
 
-Inputs: float inputs are standard normal; integer inputs (token ids for an `Embedding`) are
-uniform over the vocabulary; unknown dimensions get small defaults: the probe's batch size,
-a sequence length from the configuration (an `Embedding`'s `input_length`) or 32.
+Inputs: an input that reaches an `Embedding` gets token ids uniform over the vocabulary,
+whatever its declared dtype (Keras 2 gave an input float32 unless told otherwise, so a
+standard-normal batch would hand the lookup negative indices); other integer inputs are
+uniform over a small range, float inputs standard normal. Unknown dimensions get small
+defaults: the probe's batch size, a sequence length from the configuration (an
+`Embedding`'s `input_length`) or 32.
 
 Loss: the saved compile configuration's loss when it names a standard Keras loss, otherwise
 one that fits the output's activation: softmax gets categorical cross-entropy with random
@@ -51,11 +54,17 @@ LOSS_ALIASES = {
 LOSS_OPTIONS = ("from_logits", "label_smoothing", "delta", "axis")
 
 
+# float16 holds every integer up to 2**11 exactly: token ids beyond it would be rounded,
+# possibly past the end of the vocabulary.
+FLOAT16_EXACT = 2 ** 11
+
+
 @dataclass
 class InputSpec:
     name: str
     shape: tuple  # with None where unknown
     dtype: str
+    key: str | None = None  # the input's key when the model takes a dict of inputs
 
 
 @dataclass
@@ -170,12 +179,24 @@ def concrete_shape(spec: InputSpec, batch: int, length: int | None) -> tuple[int
 
 def make_input(spec: InputSpec, shape: tuple, vocabulary: tuple[int, int] | None,
                rng: np.random.Generator) -> np.ndarray:
+    """A synthetic input: token ids in `vocabulary` (the range of the Embedding the input
+    reaches, None when it reaches none) or values fitting its dtype."""
     dtype = spec.dtype
-    if "int" in dtype or "bool" in dtype:
+    floating = "float" in dtype
+    if vocabulary is not None or "int" in dtype or "bool" in dtype:
         low, high = vocabulary or (0, DEFAULT_VOCABULARY)
+        if dtype == "float16":
+            high = min(high, FLOAT16_EXACT)
         values = rng.integers(low, max(high, low + 1), size=shape)
-        return values.astype("bool" if "bool" in dtype else dtype)
-    if "float" in dtype or dtype in ("bfloat16",):
+        if "bool" in dtype:
+            return values.astype("bool")
+        if floating:
+            return values.astype(np.float32 if dtype == "bfloat16" else dtype)
+        if "int" in dtype:
+            return values.astype(dtype)
+        raise ProbeError(f"the model's input '{spec.name}' feeds an Embedding but has dtype "
+                         f"{dtype}, for which the probe cannot make token ids")
+    if floating:
         return rng.standard_normal(shape).astype(np.float32 if dtype == "bfloat16" else dtype)
     raise ProbeError(f"the model's input '{spec.name}' has dtype {dtype}, for which the probe "
                      "cannot make a synthetic batch")

@@ -17,16 +17,20 @@ from gradlint.probe.measurements import Measurements
 
 def probe_info(ran: bool = False, error: str | None = None,
                measurements: Measurements | None = None, seconds: float = 0.0) -> dict[str, Any]:
-    """The JSON contract's per-file ``probe`` object."""
+    """The JSON contract's per-file ``probe`` object. Besides what the contract lists:
+    ``batch_statistics`` (the model normalizes by batch statistics, so it was measured at
+    the settings' ``batch-size`` unless ``--probe-batch`` was given) and ``notes`` (what the
+    probe could not measure, and why)."""
     info: dict[str, Any] = {"ran": ran, "error": error, "seeds": 0, "batch": 0,
                             "training_mode": True, "loss": None, "seconds": round(seconds, 3)}
     if measurements is not None:
         info.update(seeds=measurements.seeds, batch=measurements.batch,
+                    batch_statistics=measurements.batch_statistics,
                     training_mode=measurements.training_mode, loss=measurements.loss or None,
                     loss_source=measurements.loss_source or None, loader=measurements.loader,
                     reference_layer=measurements.reference,
                     input_shapes=[list(s) for s in measurements.input_shapes],
-                    nonfinite=list(measurements.nonfinite))
+                    nonfinite=list(measurements.nonfinite), notes=list(measurements.notes))
     return info
 
 
@@ -47,6 +51,7 @@ def measure_target(target: Any, analysis, settings) -> Measurements:
     when the next one loads."""
     from gradlint.probe import loading
     from gradlint.probe.environment import import_keras
+    from gradlint.probe.instrument import batch_statistics_layers
     from gradlint.probe.measure import measure
     from gradlint.probe.plan import macs_per_sample, plan, recurrent_steps
 
@@ -64,8 +69,13 @@ def measure_target(target: Any, analysis, settings) -> Measurements:
                 macs = float(model.count_params())
             except Exception:  # an unbuilt model: keep the defaults
                 macs = None
+        # BatchNormalization in training mode measures the batch as much as the model: such
+        # a model runs at the batch the settings (and the static estimate) assume.
+        statistics = bool(batch_statistics_layers(model))
         seeds, batch = plan(macs, getattr(settings, "probe_seeds", None),
-                            getattr(settings, "probe_batch", None), recurrent_steps(graph))
+                            getattr(settings, "probe_batch", None), recurrent_steps(graph),
+                            batch_statistics=getattr(settings, "batch_size", None)
+                            if statistics else None)
         reference = None
         if graph is not None and analysis.estimate.reference is not None:
             reference = graph.nodes[analysis.estimate.reference].layer.path
@@ -88,6 +98,7 @@ def measure_target(target: Any, analysis, settings) -> Measurements:
             raise ProbeError(f"the model failed to run on the probe's synthetic batch "
                              f"({type(error).__name__}: {text})") from None
         measurements.loader = loader
+        measurements.batch_statistics = statistics
         return measurements
     finally:
         model = None  # the next load releases it (loading.free_previous)

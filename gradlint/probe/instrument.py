@@ -28,6 +28,10 @@ GATED_CELLS = frozenset({"LSTM", "GRU", "LSTMCell", "GRUCell", "CuDNNLSTM", "CuD
                          "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "ConvLSTM1DCell",
                          "ConvLSTM2DCell", "ConvLSTM3DCell", "PeepholeLSTMCell"})
 KERNEL_NAMES = frozenset({"kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})
+# Layers that normalize by the statistics of the batch in training mode: Keras 3's and
+# tf-keras's classes and the names tf-keras exports them under.
+BATCH_STATISTICS = frozenset({"BatchNormalization", "BatchNormalizationV1",
+                              "BatchNormalizationV2", "SyncBatchNormalization"})
 
 
 def activation_name(function: Any) -> str | None:
@@ -52,6 +56,24 @@ def leaf_layers(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
             found.extend(leaf_layers(layer, f"{prefix}{name}/"))
         else:
             found.append((prefix + name, layer))
+    return found
+
+
+def batch_statistics_layers(model: Any) -> list[str]:
+    """Paths of the layers that normalize by the batch's statistics when the model trains.
+
+    A frozen BatchNormalization (trainable=False) uses its moving statistics even in
+    training mode, in Keras 3 and in tf-keras, so it does not count; a subclass does."""
+    found = []
+    for path, layer in leaf_layers(model):
+        inner = getattr(layer, "layer", None) if type(layer).__name__ == "TimeDistributed" \
+            else None
+        for candidate in (layer, inner):
+            if candidate is None or not getattr(candidate, "trainable", True):
+                continue
+            if any(base.__name__ in BATCH_STATISTICS for base in type(candidate).__mro__):
+                found.append(path)
+                break
     return found
 
 
@@ -218,14 +240,19 @@ class Instrument:
         if not self._eager(output) or not output.dtype.is_floating:
             return
         with self._paused():
-            # A NaN or an infinity anywhere makes the standard deviation non-finite too.
-            scale = float(tf.math.reduce_std(tf.cast(output, tf.float32)).numpy())
-            stats.nonfinite = stats.nonfinite or not math.isfinite(scale)
+            values = tf.cast(output, tf.float32)
+            # The output's RMS, sqrt(E[x^2]), as the estimate's forward scale is; the rules
+            # on the signal entering a layer read its standard deviation.
+            scale = float(tf.sqrt(tf.reduce_mean(tf.square(values))).numpy())
+            deviation = float(tf.math.reduce_std(values).numpy())
+            # A NaN or an infinity anywhere makes both non-finite too.
+            stats.nonfinite = stats.nonfinite or not math.isfinite(scale) or \
+                not math.isfinite(deviation)
             stats.scales.append(scale)
-            self.scale_of[id(output)] = (output, scale)  # kept alive: ids stay unique
+            self.scale_of[id(output)] = (output, deviation)  # kept alive: ids stay unique
             if node_path.split("@", 1)[0] in self.weighted and self._eager(inputs) \
                     and inputs.dtype.is_floating:
-                # Usually the tensor another layer just produced: its scale is known.
+                # Usually the tensor another layer just produced: its deviation is known.
                 known = self.scale_of.get(id(inputs))
                 stats.input_scales.append(known[1] if known is not None else float(
                     tf.math.reduce_std(tf.cast(inputs, tf.float32)).numpy()))
@@ -310,7 +337,8 @@ class Instrument:
 
 
 def _pooled(scales: list[float]) -> float | None:
-    """One standard deviation from several equal-sized pieces (a wrapper's time steps)."""
+    """One RMS (or standard deviation, for zero-mean pieces) from several equal-sized pieces
+    (a wrapper's time steps)."""
     if not scales:
         return None
     if len(scales) == 1:

@@ -18,6 +18,11 @@
   that Keras 3 cannot load is tried with tf-keras, always inside tf-keras's safe-mode scope
   (its HDF5 loader never sets one itself, and without it a stored `lambda` runs). When
   neither loads it, the reasons of both are reported.
+- A model that loads with inputs of another shape than the file declares is not the file's
+  model: Keras 3 rebuilds a Keras 2 `Sequential` saved without an `InputLayer` (its first
+  layer carries `batch_input_shape`) on an invented time axis, `(None, None, 4)` for a
+  `(None, 4)` model. Such a model is dropped and tf-keras, which reads these files as they
+  were written, is tried; when no loader gives the declared shapes, the probe does not run.
 """
 
 from __future__ import annotations
@@ -150,7 +155,11 @@ def load(path: str, graph, *, unsafe_load: bool = False, custom_objects: list[st
             model = keras.saving.load_model(path, custom_objects=objects or None, compile=False,
                                             safe_mode=not unsafe_load)
         _pending_free.add("keras")
-        return model, "keras"
+        mismatch = _undeclared_shape(model, graph)
+        if mismatch is None:
+            return model, "keras"
+        model = None
+        errors.append(f"Keras 3 built a model that takes {mismatch}")
     except Exception as error:  # any failure: explain it, or try tf-keras
         message = _one_line(error)
         if "safe_mode" in message or "safe mode" in message.lower():
@@ -174,7 +183,11 @@ def load(path: str, graph, *, unsafe_load: bool = False, custom_objects: list[st
                     kwargs["safe_mode"] = not unsafe_load
                 model = tf_keras.models.load_model(path, **kwargs)
             _pending_free.update(("keras", "tf_keras"))
-            return model, "tf_keras"
+            mismatch = _undeclared_shape(model, graph)
+            if mismatch is None:
+                return model, "tf_keras"
+            model = None
+            errors.append(f"tf-keras built a model that takes {mismatch}")
         except Exception as error:
             message = _one_line(error)
             if "safe_mode" in message or "safe mode" in message.lower():
@@ -191,6 +204,17 @@ def load(path: str, graph, *, unsafe_load: bool = False, custom_objects: list[st
         hint = (f"; the model uses custom classes{classes}: pass --custom-objects "
                 "package.module naming the module that defines or registers them")
     raise ProbeError(f"the model could not be loaded for the probe: {reason}{hint}")
+
+
+def _undeclared_shape(model: Any, graph) -> str | None:
+    """How the loaded model's inputs differ from the shapes the file declares, or None."""
+    from gradlint.probe.measure import input_specs, undeclared_input_shape
+
+    try:
+        specs = input_specs(model, graph)
+    except ProbeError:  # no input shape known at all: the measurement says so
+        return None
+    return undeclared_input_shape(specs, graph)
 
 
 def _one_line(error: Exception) -> str:

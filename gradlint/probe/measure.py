@@ -8,6 +8,12 @@ respect to every layer's kernel and every recurrent layer's input sequence. Each
 then the median over the seeds. The model's non-trainable state (BatchNormalization's moving
 statistics, random-number generators) is put back afterwards, so that probing a live model
 leaves it as it was.
+
+The batch follows the model: a dict of inputs for a model built on one (keras-hub backbones),
+token ids for every input that reaches an Embedding, sequences no longer than the model
+accepts, and only the input shapes the file declares: a loaded model that takes another
+shape is not measured. A layer call's forward scale is the RMS of its output, sqrt(E[x^2]),
+the quantity the static estimate's forward scale describes.
 """
 
 from __future__ import annotations
@@ -17,19 +23,46 @@ from typing import Any
 
 import numpy as np
 
-from gradlint.probe.batch import (InputSpec, concrete_shape, losses_for_outputs, make_input,
-                                  make_loss, make_target)
+from gradlint.probe.batch import (DEFAULT_LENGTH, DEFAULT_VOCABULARY, InputSpec,
+                                  concrete_shape, losses_for_outputs, make_input, make_loss,
+                                  make_target)
 from gradlint.probe.environment import ProbeError
 from gradlint.probe.instrument import (GATED_CELLS, Instrument, activation_name, cell_class,
-                                       kernel_variables)
+                                       kernel_variables, leaf_layers)
 from gradlint.probe.measurements import (CallMeasurement, KernelMeasurement, Measurements,
                                          RecurrentMeasurement, median)
 
 IDENTICAL_TOLERANCE = 1e-6
 
 
+def _spec(tensor, name: str, key: str | None = None) -> InputSpec:
+    shape = tuple(None if d is None else int(d) for d in list(tensor.shape))
+    dtype = getattr(tensor.dtype, "name", None) or str(tensor.dtype)
+    return InputSpec(str(name).split(":")[0], shape, str(dtype), key)
+
+
+def _input_structure(model: Any) -> dict[str, Any] | None:
+    """The model's inputs by key when it takes a dict (keras-hub backbones take
+    ``{"token_ids": ..., "padding_mask": ...}``), None otherwise."""
+    try:
+        structure = model.input
+    except (AttributeError, ValueError, TypeError):
+        return None
+    if not isinstance(structure, dict) or not structure or \
+            not all(hasattr(tensor, "shape") and hasattr(tensor, "dtype")
+                    for tensor in structure.values()):
+        return None
+    return structure
+
+
 def input_specs(model: Any, graph: Any) -> list[InputSpec]:
-    """The model's inputs: name, shape (None where unknown) and dtype."""
+    """The model's inputs: name, shape (None where unknown), dtype, and the key of each when
+    the model takes a dict."""
+    structure = _input_structure(model)
+    if structure is not None:
+        # Named as their InputLayer (what the model graph calls them), fed by their key.
+        return [_spec(tensor, getattr(tensor, "name", None) or str(key), str(key))
+                for key, tensor in structure.items()]
     specs = []
     inputs = None
     try:
@@ -37,12 +70,8 @@ def input_specs(model: Any, graph: Any) -> list[InputSpec]:
     except (AttributeError, ValueError):
         inputs = None
     if inputs:
-        for index, tensor in enumerate(inputs):
-            shape = tuple(None if d is None else int(d) for d in list(tensor.shape))
-            dtype = getattr(tensor.dtype, "name", None) or str(tensor.dtype)
-            name = getattr(tensor, "name", None) or f"input_{index}"
-            specs.append(InputSpec(str(name).split(":")[0], shape, str(dtype)))
-        return specs
+        return [_spec(tensor, getattr(tensor, "name", None) or f"input_{index}")
+                for index, tensor in enumerate(inputs)]
     shapes = getattr(model, "_build_shapes_dict", None) or {}
     if not shapes and getattr(model, "_build_input_shape", None) is not None:
         shapes = {"input_shape": model._build_input_shape}
@@ -67,14 +96,75 @@ def input_specs(model: Any, graph: Any) -> list[InputSpec]:
     return specs
 
 
-def _graph_hints(graph: Any, count: int) -> tuple[list[tuple[int, int] | None], int | None]:
-    """Per input, the token range of the Embedding it feeds; and a configured sequence length."""
-    vocabularies: list[tuple[int, int] | None] = [None] * count
+def _input_nodes(specs: list[InputSpec], graph: Any) -> list[int | None]:
+    """The graph's input node for each of the model's inputs: by name when every name
+    matches, by position when only the count does."""
+    if graph is None or not graph.graph_stored or not graph.inputs:
+        return [None] * len(specs)
+    by_name = {graph.nodes[node_id].path: node_id for node_id in graph.inputs}
+    if all(spec.name in by_name for spec in specs):
+        return [by_name[spec.name] for spec in specs]
+    if len(graph.inputs) == len(specs):
+        return list(graph.inputs)
+    return [None] * len(specs)
+
+
+def _declared_shape(graph: Any, node_id: int | None) -> tuple | None:
+    if node_id is None:
+        return None
+    shape = graph.nodes[node_id].output_shape
+    if not isinstance(shape, tuple) or not all(d is None or isinstance(d, int) for d in shape):
+        return None
+    return shape
+
+
+def undeclared_input_shape(specs: list[InputSpec], graph: Any) -> str | None:
+    """How the loaded model's inputs differ from the shapes the file declares (rank, or a
+    size the file fixes), or None when they agree or the file declares none."""
+    for spec, node_id in zip(specs, _input_nodes(specs, graph)):
+        declared = _declared_shape(graph, node_id)
+        if declared is None:
+            continue
+        differs = len(declared) != len(spec.shape) or any(
+            want is not None and have is not None and want != have
+            for want, have in zip(declared[1:], spec.shape[1:]))
+        if differs:
+            return (f"input '{spec.name}' of shape {_shape_text(spec.shape)} where the file "
+                    f"declares {_shape_text(declared)}")
+    return None
+
+
+def _shape_text(shape: tuple) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+def _with_declared_sizes(specs: list[InputSpec], graph: Any) -> list[InputSpec]:
+    """The model's input specs with the sizes the file declares where the model left them
+    open (after `undeclared_input_shape` found no disagreement)."""
+    result = []
+    for spec, node_id in zip(specs, _input_nodes(specs, graph)):
+        declared = _declared_shape(graph, node_id)
+        if declared is not None and len(declared) == len(spec.shape):
+            shape = (spec.shape[0],) + tuple(have if have is not None else want for want, have
+                                             in zip(declared[1:], spec.shape[1:]))
+            spec = InputSpec(spec.name, shape, spec.dtype, spec.key)
+        result.append(spec)
+    return result
+
+
+def _graph_hints(graph: Any, specs: list[InputSpec]
+                 ) -> tuple[list[tuple[int, int] | None], int | None]:
+    """Per input, the token range valid for every Embedding it reaches (None when it reaches
+    none); and a configured sequence length."""
+    vocabularies: list[tuple[int, int] | None] = [None] * len(specs)
     length = None
     if graph is None:
         return vocabularies, length
     consumers = graph.consumers()
-    for position, node_id in enumerate(graph.inputs[:count]):
+    for position, node_id in enumerate(_input_nodes(specs, graph)):
+        if node_id is None:
+            continue
         frontier = [node_id]
         seen = set()
         while frontier:
@@ -86,15 +176,71 @@ def _graph_hints(graph: Any, count: int) -> tuple[list[tuple[int, int] | None], 
                 layer = graph.nodes[consumer].layer
                 if layer.kind == "embedding":
                     size = layer.config.get("input_dim")
-                    if isinstance(size, int) and size > 0:
-                        low = 1 if layer.config.get("mask_zero") and size > 1 else 0
-                        vocabularies[position] = (low, size)
+                    size = size if isinstance(size, int) and size > 0 else DEFAULT_VOCABULARY
+                    low = 1 if layer.config.get("mask_zero") and size > 1 else 0
+                    vocabularies[position] = _narrowed(vocabularies[position], low, size)
                     configured = layer.config.get("input_length")
                     if isinstance(configured, int) and configured > 0:
                         length = configured
                 elif layer.kind in ("pass_through", "wrapper"):
                     frontier.append(consumer)
     return vocabularies, length
+
+
+def _embedding_inputs(model: Any, count: int) -> list[tuple[int, int] | None]:
+    """Per model input, the token range of the Embeddings that read it directly, from the
+    loaded model's own graph: for models whose graph the file does not store (keras-hub
+    backbones), where `_graph_hints` has nothing to go by."""
+    structure = _input_structure(model)
+    try:
+        tensors = list(structure.values()) if structure is not None else list(model.inputs)
+    except (AttributeError, ValueError, TypeError):
+        return [None] * count
+    if len(tensors) != count:
+        return [None] * count
+    position_of = {id(tensor): position for position, tensor in enumerate(tensors)}
+    ranges: list[tuple[int, int] | None] = [None] * count
+    for _, layer in leaf_layers(model):
+        if not any(base.__name__ == "Embedding" for base in type(layer).__mro__):
+            continue
+        size = getattr(layer, "input_dim", None)
+        if not isinstance(size, int) or size <= 0:
+            continue
+        low = 1 if getattr(layer, "mask_zero", False) is True and size > 1 else 0
+        nodes = getattr(layer, "_inbound_nodes", None)
+        for node in nodes if isinstance(nodes, (list, tuple)) else ():
+            # tf-keras keeps a single input as the tensor itself, whose truth value raises.
+            tensors = getattr(node, "input_tensors", None)
+            if not isinstance(tensors, (list, tuple)):
+                tensors = [] if tensors is None else [tensors]
+            for tensor in tensors:
+                position = position_of.get(id(tensor))
+                if position is None:
+                    continue
+                ranges[position] = _narrowed(ranges[position], low, size)
+    return ranges
+
+
+def _narrowed(known: tuple[int, int] | None, low: int, high: int) -> tuple[int, int]:
+    """Token ids valid in one more Embedding: an input read by several must fit them all."""
+    if known is None:
+        return low, high
+    low = max(known[0], low)
+    return low, max(min(known[1], high), low + 1)
+
+
+def _longest_sequence(model: Any) -> int | None:
+    """The longest sequence the model accepts where it says so, when that is shorter than the
+    default length: a position embedding's `sequence_length`, a keras-hub backbone's
+    `max_sequence_length` (read as stored values; nothing is called)."""
+    bounds = []
+    for owner in [model] + [layer for _, layer in leaf_layers(model)]:
+        for name in ("max_sequence_length", "sequence_length"):
+            value = getattr(owner, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                bounds.append(value)
+    shortest = min(bounds, default=None)
+    return shortest if shortest is not None and shortest < DEFAULT_LENGTH else None
 
 
 def output_activations(model: Any, graph: Any, count: int) -> list[str | None]:
@@ -177,7 +323,17 @@ def measure(tf, keras, model: Any, graph: Any = None, *, seeds: int = 3, batch: 
     layers whose units are checked for identical gradients (every layer when None).
     """
     specs = input_specs(model, graph)
-    vocabularies, length = _graph_hints(graph, len(specs))
+    problem = undeclared_input_shape(specs, graph)
+    if problem is not None:
+        raise ProbeError(f"the loaded model takes {problem}, so the probe did not run: it "
+                         "measures only the shapes the file declares")
+    specs = _with_declared_sizes(specs, graph)
+    vocabularies, length = _graph_hints(graph, specs)
+    for position, vocabulary in enumerate(_embedding_inputs(model, len(specs))):
+        if vocabularies[position] is None:
+            vocabularies[position] = vocabulary
+    if length is None:
+        length = _longest_sequence(model)
     instrument = Instrument(tf, model, _activations_by_path(graph))
     kernels = []
     seen_variables: set[int] = set()
@@ -209,12 +365,16 @@ def measure(tf, keras, model: Any, graph: Any = None, *, seeds: int = 3, batch: 
                 shape = concrete_shape(spec, batch, length)
                 arrays.append(make_input(spec, shape, vocabulary, rng))
             tensors = [tf.convert_to_tensor(a) for a in arrays]
+            if all(spec.key is not None for spec in specs):
+                feed: Any = {spec.key: tensor for spec, tensor in zip(specs, tensors)}
+            else:
+                feed = tensors[0] if len(tensors) == 1 else tensors
             with tf.GradientTape() as tape:
                 instrument.begin(tape)
                 for tensor in tensors:
                     if tensor.dtype.is_floating:
                         tape.watch(tensor)
-                outputs = model(tensors[0] if len(tensors) == 1 else tensors, training=True)
+                outputs = model(feed, training=True)
                 outputs_list = list(outputs.values()) if isinstance(outputs, dict) else \
                     list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
                 if losses is None:
@@ -275,10 +435,26 @@ def measure(tf, keras, model: Any, graph: Any = None, *, seeds: int = 3, batch: 
                 variable.assign(value)
             except Exception:  # a variable that cannot be assigned keeps the probe's value
                 pass
-    return _aggregate(kernels, weight_norms, per_seed_kernels, identical, per_seed_calls,
-                      per_seed_steps, recurrent_layers, instrument.order, reference,
-                      nonfinite, losses, loss_values, seeds_run, batch,
-                      [concrete_shape(s, batch, length) for s in specs])
+    result = _aggregate(kernels, weight_norms, per_seed_kernels, identical, per_seed_calls,
+                        per_seed_steps, recurrent_layers, instrument.order, reference,
+                        nonfinite, losses, loss_values, seeds_run, batch,
+                        [concrete_shape(s, batch, length) for s in specs])
+    if not result.weighted():
+        result.notes.append(_nothing_measured(model))
+    return result
+
+
+def _nothing_measured(model: Any) -> str:
+    """Why no kernel gradient was measured: a frozen model has none to give."""
+    try:
+        frozen = bool(model.weights) and not model.trainable_weights
+    except Exception:  # a model that cannot list its weights: say only what is known
+        frozen = False
+    if frozen:
+        return ("nothing was measured: no weight of the model is trainable (every layer has "
+                "trainable=False), so there is no gradient to measure")
+    return ("nothing was measured: the model has no trainable kernel outside its "
+            "embeddings, so there is no gradient flow to measure")
 
 
 def _aggregate(kernels, weight_norms, per_seed_kernels, identical, per_seed_calls,

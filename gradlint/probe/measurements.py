@@ -50,7 +50,7 @@ class CallMeasurement:
 
     path: str
     class_name: str
-    forward_scale: float | None = None  # standard deviation of the output
+    forward_scale: float | None = None  # RMS of the output, sqrt(E[x^2]), as the estimate's
     input_scale: float | None = None  # standard deviation of the input (weighted layers)
     activation: str | None = None  # the nonlinearity measured inside or at this call
     saturated_fraction: float | None = None  # sigmoid/tanh family: |z| beyond the bound
@@ -117,6 +117,8 @@ class Measurements:
     training_mode: bool = True
     loader: str = "keras"
     input_shapes: list[tuple] = field(default_factory=list)
+    batch_statistics: bool = False  # the model normalizes by batch statistics (BatchNorm)
+    notes: list[str] = field(default_factory=list)  # what the probe could not measure, and why
 
     def kernel(self, path: str) -> KernelMeasurement | None:
         """The kernel of the layer a call's path names (``dense@1``, ``encoder@1/dense``)."""
@@ -140,11 +142,21 @@ class Measurements:
 
     def first_last_ratio(self) -> float | None:
         """The first weighted layer's kernel-gradient norm over the reference layer's (the
-        median of the per-seed ratios); None for a model with one weighted layer."""
+        median of the per-seed ratios); None for a model with one weighted layer, and when
+        both are zero (0/0: see `gradient_absent`)."""
         first, last = self.first_and_last()
         if first is None or last is None or first is last:
             return None
+        if first.relative is not None and math.isnan(first.relative):
+            return None
         return first.relative
+
+    def gradient_absent(self) -> bool:
+        """No gradient at all: the first weighted layer's and the reference layer's kernel
+        gradients are both exactly zero (every unit dead before the output, say)."""
+        first, last = self.first_and_last()
+        return first is not None and last is not None and first.gradient_norm == 0.0 and \
+            last.gradient_norm == 0.0
 
     def head_input_scale(self) -> float | None:
         """The standard deviation of the signal entering the reference layer: how much of the
