@@ -128,9 +128,21 @@ class Family:
         """Whether the output is the product of the inputs (a gate)."""
         return False
 
+    def is_keras_lambda(self, layer: Layer) -> bool:
+        """A Keras class that wraps a function (Lambda, TFOpLambda), not a custom class."""
+        return False
+
+    def is_model(self, layer: Layer) -> bool:
+        """A nested model gradlint did not flatten."""
+        return False
+
     def unknown_what(self, layer: Layer) -> str:
         """How GL002 names a layer gradlint cannot see into."""
         return "a custom layer"
+
+    def unknown_class(self, class_name: str, config: dict) -> bool:
+        """A class gradlint has never heard of (so it must be the user's own)."""
+        return self.unknown
 
     def understood_class(self, class_name: str, config: dict) -> bool:
         """Whether the class is a layer class gradlint knows (not a model, not custom)."""

@@ -26,9 +26,18 @@ class OpaqueFamily(Family):
             return "model"
         return "unknown"
 
+    def is_keras_lambda(self, layer):
+        return layer.class_name.rsplit(">", 1)[-1] in self.classes
+
+    def is_model(self, layer):
+        return self.kind_of_layer(layer.class_name, layer.config) == "model"
+
     def unknown_what(self, layer):
         return "a Lambda layer" if layer.class_name.rsplit(">", 1)[-1] in self.classes else \
             "a custom layer"
+
+    def unknown_class(self, class_name, config):
+        return self.kind_of_layer(class_name, config) == "unknown"
 
     def understood_class(self, class_name, config):
         return class_name.rsplit(">", 1)[-1] in self.classes

@@ -65,6 +65,9 @@ class TensorFlowOpFamily(Family):
     def multiplies(self, layer):
         return function_of(layer) in PRODUCTS
 
+    def is_keras_lambda(self, layer):
+        return True
+
     def unknown_what(self, layer):
         return "a Lambda layer"
 

@@ -63,7 +63,7 @@ def unsafe_layers(graph) -> list[str]:
 def custom_layers(graph) -> list[str]:
     names = []
     for layer in graph.layers():
-        if layer.custom and layer.kind != "opaque":
+        if layer.custom and not layer.family.is_keras_lambda(layer):
             names.append(layer.class_name)
     if not graph.graph_stored:
         names.append(graph.model_class)

@@ -174,7 +174,7 @@ def _graph_hints(graph: Any, specs: list[InputSpec]
             seen.add(current)
             for consumer in consumers[current]:
                 layer = graph.nodes[consumer].layer
-                if layer.kind == "embedding":
+                if layer.family.takes_indices:
                     size = layer.config.get("input_dim")
                     size = size if isinstance(size, int) and size > 0 else DEFAULT_VOCABULARY
                     low = 1 if layer.config.get("mask_zero") and size > 1 else 0
@@ -182,7 +182,7 @@ def _graph_hints(graph: Any, specs: list[InputSpec]
                     configured = layer.config.get("input_length")
                     if isinstance(configured, int) and configured > 0:
                         length = configured
-                elif layer.kind in ("pass_through", "wrapper"):
+                elif layer.family.reshapes_only or layer.family.wraps:
                     frontier.append(consumer)
     return vocabularies, length
 
@@ -255,7 +255,7 @@ def output_activations(model: Any, graph: Any, count: int) -> list[str | None]:
                 if activation is not None and activation.name != "linear":
                     name = activation.name
                     break
-                if current.layer.kind == "pass_through" and len(current.inputs) == 1:
+                if current.layer.family.reshapes_only and len(current.inputs) == 1:
                     current = graph.nodes[current.inputs[0]]
                     continue
                 break
@@ -280,7 +280,7 @@ def _activations_by_path(graph: Any) -> dict[str, str | None]:
         return {}
     result = {}
     for layer in graph.layers():
-        if layer.kind == "activation" and layer.activation is not None:
+        if layer.family.applies_activation and layer.activation is not None:
             result[layer.path] = layer.activation.name
     return result
 

@@ -47,21 +47,20 @@ def macs_per_sample(graph) -> float | None:
         layer = node.layer
         if not is_weighted(layer):
             continue
-        effective = layer.inner if layer.inner is not None else layer
-        if effective.kind == "embedding":
+        effective = layer.effective
+        if effective.family.takes_indices:
             continue
         size = sum(stats.size for stats in layer.weights if stats.role != "bias" and
                    len(stats.shape) >= 2)
         if not size:
             input_shape = node.input_shapes[0] if node.input_shapes else None
-            if layer.kind == "wrapper" and input_shape:
+            if layer.family.wraps and input_shape:
                 input_shape = (input_shape[0],) + tuple(input_shape[2:])
-            shape = layer_catalog.kernel_shape(effective.class_name, effective.kind,
-                                               effective.config, input_shape)
+            shape = effective.family.kernel_shape(effective, input_shape)
             if not shape or any(d is None for d in shape):
                 continue
             size = math.prod(shape)
-        if layer.kind == "recurrent":
+        if layer.family.recurrent:
             shape = node.input_shapes[0] if node.input_shapes else None
             steps = shape[1] if shape and len(shape) >= 3 and shape[1] else 32
         else:
@@ -76,7 +75,7 @@ def recurrent_steps(graph) -> int:
         return 0
     total = 0
     for node in graph.nodes:
-        if node.layer.kind != "recurrent":
+        if not node.layer.family.recurrent:
             continue
         shape = node.input_shapes[0] if node.input_shapes else None
         steps = shape[1] if shape and len(shape) >= 3 and shape[1] else DEFAULT_STEPS

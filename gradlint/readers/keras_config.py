@@ -106,7 +106,7 @@ def make_layer(entry: dict, path: str, notes: list[str] | None = None) -> Layer:
         check_config(class_name, family, config)
     except ConfigValueError as error:
         raise ModelReadError(f"layer '{path}': {error}") from None
-    custom = kind == "unknown" or _is_custom(entry)
+    custom = family.unknown_class(class_name, config) or _is_custom(entry)
     layer = Layer(path=path, class_name=class_name, kind=kind, config=config, custom=custom,
                   module=entry.get("module"), family=family)
     inner_entry = None
@@ -148,7 +148,8 @@ def make_layer(entry: dict, path: str, notes: list[str] | None = None) -> Layer:
         layer.bias_initializer = initializers.parse(source.get("bias_initializer"))
         if notes is not None and (family.normalizes or family.weighted and (
                 getattr(layer.kernel_initializer, "problem", None)
-                or getattr(layer.bias_initializer, "problem", None) or kind == "separable")):
+                or getattr(layer.bias_initializer, "problem", None)
+                or "pointwise_kernel" in family.weight_roles(layer, 0))):
             _note_initializers(layer, source, notes)
     return layer
 

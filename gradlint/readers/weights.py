@@ -373,7 +373,7 @@ def attach_legacy_weights(graph: ModelGraph, model_weights: Any,
             if weight_name not in group:
                 continue
             target = layer_name
-            if layer_name + "" not in by_path or by_path[layer_name][0].kind == "model":
+            if layer_name + "" not in by_path or by_path[layer_name][0].family.is_model(by_path[layer_name][0]):
                 parts = weight_name.split("/")
                 for part in parts:
                     match = [p for p in subtree if p.rsplit("/", 1)[-1] == part]
