@@ -27,6 +27,12 @@ fan-in 64 multiplies the variance by 16 per linear layer.
 A variance-scaling initializer (`HeNormal`, `GlorotUniform`), normalization layers, and
 gradient clipping (`clipnorm=1.0` on the optimizer) as a safety net.
 
+The causes are the layers with a gain above `min-gain` on the route the gradient takes from
+where it is largest to the loss, except layers followed by normalization (which undoes
+their scale); their gains together must explain a growth above the threshold. Growth they
+do not explain is not flagged: batch normalization in training mode makes the gradient grow
+by itself.
+
 ## Options
 - `error-above` (1e3), `warning-above` (1e2): thresholds on the estimate.
 - `min-gain` (1.5): per-layer gain above which a layer is named as a cause.
@@ -58,6 +64,22 @@ def confirm(finding, measurements, options):
                               max(options["warning-above"], CONFIRM_RATIO_ABOVE))
 
 
+def normalized(analysis, node_id: int) -> bool:
+    """Whether the node's output reaches a normalization layer before any other layer that
+    mixes or weighs it (activations and reshapes in between)."""
+    current = node_id
+    while True:
+        following = analysis.consumers[current]
+        if len(following) != 1:
+            return False
+        layer = analysis.node(following[0]).layer
+        if layer.family.normalizes:
+            return True
+        if not (layer.family.applies_activation or layer.family.reshapes_only):
+            return False
+        current = following[0]
+
+
 def check(analysis, options):
     estimate = analysis.estimate
     candidates = []
@@ -75,15 +97,28 @@ def check(analysis, options):
     severity = severity_above(worst, options["error-above"], options["warning-above"])
     if severity is None:
         return
-    causes = []
+    # The causes are the wide layers on the route that carries the growth (from the inputs
+    # to a grown signal, from a grown gradient to the loss), and together they must explain
+    # a growth above the threshold.
+    route = set(analysis.gradient_route(worst_node.id) if where == "kernel gradient of"
+                else analysis.signal_route(worst_node.id))
+    causes, explained = [], 1.0
     for node in analysis.weighted_nodes():
         record = estimate[node.id]
-        if record.weight_second_moment is None or record.activation_slope is None:
+        if node.id not in route or record.weight_second_moment is None \
+                or record.activation_slope is None:
             continue
-        slope = record.activation_slope
-        if record.fan_in * record.weight_second_moment * max(slope, 0.5) > options["min-gain"]:
+        if normalized(analysis, node.id):
+            continue  # normalization undoes the layer's scale: it cannot be the cause
+        gain = record.fan_in * record.weight_second_moment * max(record.activation_slope, 0.5)
+        if gain > options["min-gain"]:
             causes.append(node.path)
-    causes = causes or [worst_node.path]
+            explained *= gain
+    if not causes or severity_above(explained ** 0.5, options["error-above"],
+                                    options["warning-above"]) is None:
+        # Growth that wide layers do not explain comes from batch statistics (Yang et al.
+        # 2019), which models such as ResNet152 train through.
+        return
     yield Problem(
         f"the estimated {where} '{worst_node.path}' grows to {number(worst)} of its starting "
         f"value; layers drawn too wide: {span(causes)}",

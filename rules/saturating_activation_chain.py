@@ -86,7 +86,7 @@ def check(analysis, options):
     for node_id in saturating_units(analysis, range(len(analysis.graph.nodes))):
         node = analysis.node(node_id)
         gradient = estimate[node_id].gradient
-        if gradient is None:
+        if gradient is None or analysis.routes.behind_learnable_scale[node_id]:
             continue
         severity = severity_below(gradient, options["error-below"], options["warning-below"])
         if severity is None:

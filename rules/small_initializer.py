@@ -7,7 +7,11 @@ layer, or the gradient at some layer, falls below `warning-below` (1e-2) of its 
 value, or below `error-below` (1e-3) for an error. `RandomNormal(stddev=0.01)` at fan-in 128
 gives fan_in * E[w^2] = 0.0128: each such layer shrinks the signal by a factor of nine.
 Layers followed by normalization are not flagged when the normalization restores the scale,
-because then the estimate does not fall.
+because then the estimate does not fall. The small layers must explain the fall themselves:
+the product of their gains on the route into the weakest signal and from the weakest
+gradient to the loss must fall below the threshold too. A single Glorot-initialized first
+convolution (VGG16's fan-in of 27 gives 0.09: a factor of 0.3) does not explain a signal at
+1e-3 after 15 more layers; what does is GL202's pairing of ReLU with Glorot.
 
 ## Why it hurts gradient flow
 A layer's output variance is fan_in * Var(W) times its input's (for a linear unit), and its
@@ -56,7 +60,7 @@ def weakest_signal(analysis):
         record = analysis.estimate[node.id]
         if record.input_scale is not None and not node.layer.family.takes_indices:
             scales.append((record.input_scale, node))
-        if record.gradient is not None:
+        if record.gradient is not None and not analysis.routes.behind_learnable_scale[node.id]:
             gradients.append((record.gradient, node))
     scale = min(scales, key=lambda item: item[0], default=(None, None))
     gradient = min(gradients, key=lambda item: item[0], default=(None, None))
@@ -82,6 +86,21 @@ def check(analysis, options):
     if worst is None:
         return
     severity = severity_below(worst, options["error-below"], options["warning-below"])
+    if severity is None:
+        return
+    # The small layers must explain the fall themselves: those on the route into the
+    # weakest signal and from the weakest gradient to the loss, whose gains multiply.
+    route = set()
+    if scale_node is not None:
+        route.update(analysis.signal_route(scale_node.id)[1:])
+    if gradient_node is not None:
+        route.update(analysis.gradient_route(gradient_node.id))
+    explained = 1.0
+    for node, gain in small:
+        if node.id in route:
+            explained *= gain
+    severity = severity_below(max(worst, explained ** 0.5), options["error-below"],
+                              options["warning-below"])
     if severity is None:
         return
     paths = [node.path for node, _ in small]

@@ -53,6 +53,17 @@ class Analysis:
                 return consumer.layer.activation
         return own if own is not None else Activation("linear")
 
+    def signal_route(self, node_id: int) -> list[int]:
+        """The nodes the largest forward signal passes on its way from an input to
+        `node_id`, listed from `node_id` back to the input."""
+        route = [node_id]
+        current = self.graph.nodes[node_id]
+        while current.inputs:
+            current = self.graph.nodes[max(current.inputs,
+                                           key=lambda i: self.estimate[i].forward_scale)]
+            route.append(current.id)
+        return route
+
     def gradient_route(self, node_id: int) -> list[int]:
         """The route the largest share of the gradient takes from the loss to `node_id`,
         listed from `node_id` to the output."""

@@ -1,5 +1,11 @@
 """Graph facts about the routes the gradient takes from the loss back to each layer.
 
+`behind_learnable_scale[n]` says that every route from node n to an output passes a
+learnable scale that starts small on purpose (ConvNeXt's LayerScale at 1e-6): the gradient
+there is small by design, and the scale's own gradient is not, so it grows within the first
+steps (Touvron et al., *Going deeper with Image Transformers*, ICCV 2021). The vanishing
+rules do not judge such nodes.
+
 `depth_to_loss[n]` is the smallest number of weighted layers on any route from node n
 (inclusive) to an output: a residual `Add` or a dense `Concatenate` gives the gradient a
 short route around a block, so every layer of a ResNet stays a few weighted layers from the
@@ -24,6 +30,7 @@ class Routes:
     next_on_route: list[int | None]
     run_without_normalization: list[int]
     next_in_run: list[int | None]
+    behind_learnable_scale: list[bool]
 
     def route(self, node_id: int, *, stop_at_normalization: bool = False) -> list[int]:
         """The node ids on the shortest route from `node_id` to an output."""
@@ -51,7 +58,12 @@ def find_routes(graph: ModelGraph) -> Routes:
     next_on_route: list[int | None] = [None] * count
     run = [UNREACHABLE] * count
     next_in_run: list[int | None] = [None] * count
+    behind = [False] * count
     for node in reversed(graph.nodes):
+        followers = consumers[node.id]
+        behind[node.id] = bool(followers) and node.id not in outputs and all(
+            behind[c] or graph.nodes[c].layer.family.starts_small(graph.nodes[c].layer)
+            for c in followers)
         weighted = 1 if counts_for_depth(node.layer) else 0
         best, best_next = (0, None) if node.id in outputs else (UNREACHABLE, None)
         best_run, best_run_next = (0, None) if node.id in outputs else (UNREACHABLE, None)
@@ -69,4 +81,4 @@ def find_routes(graph: ModelGraph) -> Routes:
         if best_run < UNREACHABLE:
             run[node.id] = best_run + weighted
             next_in_run[node.id] = best_run_next
-    return Routes(depth, next_on_route, run, next_in_run)
+    return Routes(depth, next_on_route, run, next_in_run, behind)

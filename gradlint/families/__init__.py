@@ -128,6 +128,10 @@ class Family:
         """Whether the output is the product of the inputs (a gate)."""
         return False
 
+    def starts_small(self, layer: Layer) -> bool:
+        """A learnable scale that starts small on purpose (LayerScale)."""
+        return False
+
     def is_keras_lambda(self, layer: Layer) -> bool:
         """A Keras class that wraps a function (Lambda, TFOpLambda), not a custom class."""
         return False

@@ -41,6 +41,9 @@ class ScaleFamily(Family):
     def weight_roles(self, layer, count_2d):
         return ["gamma"]
 
+    def starts_small(self, layer) -> bool:
+        return layer.class_name.rsplit(">", 1)[-1] in LAYER_SCALE
+
     def sums_two(self, layer) -> bool:
         return layer.class_name.rsplit(">", 1)[-1] in SCALED_SUM
 
