@@ -4,7 +4,8 @@ and selected by code, code prefix, name, alias or group.
 A rule module defines ``CODE``, ``NAME``, ``SEVERITY``, ``GROUPS``, ``ALIASES``, ``OPTIONS``
 (name -> default) and ``check(analysis, options)`` yielding `Problem`s; its docstring is its
 documentation. Probe rules set ``PROBE = True`` and run only when the probe measured the model;
-``MEASURES`` names what they measure ("vanishing", "exploding", "recurrent").
+``MEASURES`` names what they measure ("vanishing", "exploding", "recurrent"). ``PRECISION``
+says how often its findings are true (code scanning's very-high, high, medium or low).
 
 A static rule about gradient flow (in the group "vanishing", "exploding" or "recurrent")
 says how the probe judges its findings, beside its own thresholds: ``CLAIMS`` (the same
@@ -35,6 +36,9 @@ class SelectionError(ValueError):
     """A selector names no rule, code prefix, alias or group."""
 
 
+PRECISIONS = ("very-high", "high", "medium", "low")
+
+
 @dataclass(frozen=True)
 class Rule:
     code: str
@@ -49,6 +53,12 @@ class Rule:
     claims: str | None = None
     confirm: Callable | None = None
     measures: str | None = None
+    # How often its findings are true (code scanning's `precision`). very-high: a fact read
+    # from the file or the run (it could not be read, a layer is custom, the kernels are
+    # constant or not finite, the loss is NaN). high: the mean-field estimate, checked
+    # against tf.GradientTape, or a measurement. medium: a rule of thumb about architecture
+    # or training settings, which some models train well in spite of.
+    precision: str = "medium"
 
     @property
     def summary(self) -> str:
@@ -72,6 +82,7 @@ def _load(module: ModuleType) -> Rule:
     claims = getattr(module, "CLAIMS", None)
     confirm = getattr(module, "confirm", None)
     measures = getattr(module, "MEASURES", None)
+    precision = getattr(module, "PRECISION", None)
     about_flow = set(getattr(module, "GROUPS", ())) & set(FLOW_FAMILIES)
     if not probe and about_flow and not hasattr(module, "CLAIMS"):
         problems.append("a rule about gradient flow must say how the probe judges it: CLAIMS "
@@ -81,6 +92,8 @@ def _load(module: ModuleType) -> Rule:
                         "confirm(finding, measurements, options)")
     if measures is not None and (not probe or measures not in FLOW_FAMILIES):
         problems.append(f"MEASURES is for probe rules, one of {', '.join(FLOW_FAMILIES)}")
+    if precision not in PRECISIONS:
+        problems.append(f"PRECISION must be one of {', '.join(PRECISIONS)}")
     if problems:
         raise RuntimeError(f"rule module {module.__name__}: " + "; ".join(problems))
     return Rule(code=code, name=name, severity=severity,
@@ -89,7 +102,7 @@ def _load(module: ModuleType) -> Rule:
                 options=dict(getattr(module, "OPTIONS", {})),
                 doc=module.__doc__ or "", check=getattr(module, "check", None),
                 probe=probe, claims=claims, confirm=confirm if claims else None,
-                measures=measures)
+                measures=measures, precision=precision)
 
 
 @lru_cache(maxsize=1)

@@ -27,6 +27,7 @@ from gradlint.findings import Problem
 CODE = "GL204"
 NAME = "constant-initializer"
 SEVERITY = "error"
+PRECISION = "very-high"
 GROUPS = ("initialization",)
 ALIASES = ("zero-initializer",)
 OPTIONS = {}

@@ -39,6 +39,7 @@ from gradlint.findings import Problem, span
 CODE = "GL904"
 NAME = "dead-units"
 SEVERITY = "warning"
+PRECISION = "high"
 GROUPS = ("probe", "activation", "vanishing")
 ALIASES = ("dying-relu",)
 OPTIONS = {"warning-above": 0.7, "error-above": 0.99}

@@ -35,6 +35,7 @@ from gradlint.findings import Problem, span
 CODE = "GL301"
 NAME = "deep-plain-network"
 SEVERITY = "warning"
+PRECISION = "medium"
 GROUPS = ("architecture",)
 ALIASES = ("no-shortcut",)
 OPTIONS = {"min-layers": 20}

@@ -48,6 +48,7 @@ from gradlint.findings import Problem, number, severity_above, span
 CODE = "GL203"
 NAME = "exploding-initialization"
 SEVERITY = "error"
+PRECISION = "high"
 GROUPS = ("initialization", "exploding")
 ALIASES = ()
 OPTIONS = {"error-above": 1e3, "warning-above": 1e2, "min-gain": 1.5}

@@ -50,6 +50,7 @@ from gradlint.findings import Problem, number, severity_above, severity_below, s
 CODE = "GL202"
 NAME = "initializer-activation-mismatch"
 SEVERITY = "error"
+PRECISION = "high"
 GROUPS = ("initialization", "vanishing")
 ALIASES = ()
 OPTIONS = {"error-below": 1e-3, "warning-below": 1e-2}

@@ -35,6 +35,7 @@ from gradlint.findings import Problem, number
 CODE = "GL403"
 NAME = "large-learning-rate"
 SEVERITY = "warning"
+PRECISION = "medium"
 GROUPS = ("optimizer", "exploding")
 ALIASES = ()
 OPTIONS = {"adam-limit": 1e-2, "rmsprop-limit": 1e-2, "sgd-limit": 1e-1,

@@ -54,6 +54,7 @@ from gradlint.findings import Problem, number
 CODE = "GL902"
 NAME = "measured-exploding-gradient"
 SEVERITY = "error"
+PRECISION = "high"
 GROUPS = ("probe", "exploding")
 ALIASES = ()
 OPTIONS = {"forward-above": 1e3, "warning-forward-above": 1e2, "ratio-above": 1e3,

@@ -62,6 +62,7 @@ from gradlint.findings import Problem, number
 CODE = "GL901"
 NAME = "measured-vanishing-gradient"
 SEVERITY = "error"
+PRECISION = "high"
 GROUPS = ("probe", "vanishing")
 ALIASES = ()
 OPTIONS = {"ratio-below": 1e-3, "norm-below": 1e-4, "warning-ratio-below": 1e-2,

@@ -37,6 +37,7 @@ from gradlint.findings import Problem, span
 CODE = "GL302"
 NAME = "missing-normalization"
 SEVERITY = "warning"
+PRECISION = "medium"
 GROUPS = ("architecture",)
 ALIASES = ("no-normalization",)
 OPTIONS = {"min-layers": 12}

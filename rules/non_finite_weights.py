@@ -23,6 +23,7 @@ from gradlint.findings import Problem
 CODE = "GL205"
 NAME = "non-finite-weights"
 SEVERITY = "error"
+PRECISION = "very-high"
 GROUPS = ("weights", "exploding")
 ALIASES = ("nan-weights",)
 OPTIONS = {}

@@ -28,6 +28,7 @@ from gradlint.findings import Problem
 CODE = "GL402"
 NAME = "recurrent-without-clipping"
 SEVERITY = "warning"
+PRECISION = "medium"
 GROUPS = ("recurrent", "optimizer", "exploding")
 ALIASES = ("no-gradient-clipping",)
 OPTIONS = {}

@@ -42,6 +42,7 @@ from gradlint.findings import Problem, span
 CODE = "GL903"
 NAME = "saturated-activations"
 SEVERITY = "warning"
+PRECISION = "high"
 GROUPS = ("probe", "activation", "vanishing")
 ALIASES = ()
 OPTIONS = {"warning-above": 0.5, "error-above": 0.9}

@@ -46,6 +46,7 @@ from gradlint.findings import Problem, number, severity_below, span
 CODE = "GL101"
 NAME = "saturating-activation-chain"
 SEVERITY = "error"
+PRECISION = "high"
 GROUPS = ("activation", "vanishing")
 ALIASES = ("sigmoid-chain",)
 OPTIONS = {"error-below": 1e-3, "warning-below": 1e-2, "min-layers": 4}

@@ -42,6 +42,7 @@ from gradlint.findings import Problem, number, severity_below, span
 CODE = "GL201"
 NAME = "small-initializer"
 SEVERITY = "error"
+PRECISION = "high"
 GROUPS = ("initialization", "vanishing")
 ALIASES = ()
 OPTIONS = {"min-gain": 0.5, "error-below": 1e-3, "warning-below": 1e-2}

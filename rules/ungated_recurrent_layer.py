@@ -36,6 +36,7 @@ from gradlint.families.recurrent import UNGATED_CELLS, cell_class
 CODE = "GL401"
 NAME = "ungated-recurrent-layer"
 SEVERITY = "warning"
+PRECISION = "high"
 GROUPS = ("recurrent", "vanishing")
 ALIASES = ("simple-rnn",)
 OPTIONS = {"error-length": 50}

@@ -28,6 +28,7 @@ from gradlint.findings import Problem
 CODE = "GL002"
 NAME = "unknown-layer"
 SEVERITY = "info"
+PRECISION = "very-high"
 GROUPS = ("file",)
 ALIASES = ("custom-layer",)
 OPTIONS = {}

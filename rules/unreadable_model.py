@@ -23,6 +23,7 @@ Keras 2). Weights-only files (`*.weights.h5`) hold no architecture to check.
 CODE = "GL001"
 NAME = "unreadable-model"
 SEVERITY = "error"
+PRECISION = "very-high"
 GROUPS = ("file",)
 ALIASES = ()
 OPTIONS = {}

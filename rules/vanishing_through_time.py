@@ -41,6 +41,7 @@ from gradlint.findings import Problem, number
 CODE = "GL905"
 NAME = "vanishing-through-time"
 SEVERITY = "error"
+PRECISION = "high"
 GROUPS = ("probe", "recurrent", "vanishing")
 ALIASES = ()
 OPTIONS = {"error-ratio-below": 1e-3, "warning-ratio-below": 1e-2, "gated-severity": "info"}

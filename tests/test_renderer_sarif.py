@@ -289,7 +289,6 @@ def test_a_description_without_a_sentence_to_cut_at_is_cut_at_a_word():
 
 
 def test_rules_carry_help_uri_precision_and_problem_severity(repository):
-    from gradlint.renderers.sarif import PRECISION
     from gradlint.rule_registry import all_rules
 
     log = sarif_of("models", cwd=repository, env={"GRADLINT_DOCS_URL": DOCS_URL})
@@ -303,8 +302,7 @@ def test_rules_carry_help_uri_precision_and_problem_severity(repository):
         assert f"{rule.code} {rule.name}" in headings
         assert descriptor["helpUri"] == f"{DOCS_URL}#{rule.code.lower()}-{rule.name}"
         properties = descriptor["properties"]
-        assert rule.code in PRECISION, f"decide how precise {rule.code}'s findings are"
-        assert properties["precision"] in ("very-high", "high", "medium", "low")
+        assert properties["precision"] == rule.precision
         assert properties["problem.severity"] == problem[rule.severity]
         assert "security-severity" not in properties  # not security findings
         assert properties["tags"][0] == "gradient-flow"

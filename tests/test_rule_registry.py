@@ -15,7 +15,7 @@ def _module(**attributes) -> types.ModuleType:
     module = types.ModuleType("gradlint.rules.example")
     module.__doc__ = "Example rule.\n\n## What it flags\nNothing."
     for name, value in {"CODE": "GL199", "NAME": "example-rule", "SEVERITY": "warning",
-                        "GROUPS": ("vanishing",), "check": lambda analysis, options: [],
+                        "PRECISION": "medium", "GROUPS": ("vanishing",), "check": lambda analysis, options: [],
                         **attributes}.items():
         setattr(module, name, value)
     return module
@@ -61,3 +61,9 @@ def test_every_shipped_flow_rule_has_a_verdict_or_says_why_not():
                              "GL302", "GL401"}
     assert {rule.code: rule.measures for rule in all_rules() if rule.measures} == \
         {"GL901": "vanishing", "GL902": "exploding", "GL905": "recurrent"}
+
+
+def test_precision_is_declared_by_the_rule():
+    module = _module(PRECISION="certain")
+    with pytest.raises(RuntimeError, match="PRECISION must be one of"):
+        _load(module)

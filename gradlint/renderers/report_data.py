@@ -30,6 +30,7 @@ class RuleDoc:
     summary: str
     sections: dict[str, str] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
+    precision: str = "medium"
 
     def section(self, *titles: str) -> str:
         for title in titles:
@@ -95,7 +96,7 @@ def rule_doc(code: str) -> RuleDoc | None:
         return None
     summary, sections = split_doc(rule.doc)
     return RuleDoc(code=rule.code, name=rule.name, severity=rule.severity, summary=summary,
-                   sections=sections, groups=tuple(rule.groups))
+                   sections=sections, groups=tuple(rule.groups), precision=rule.precision)
 
 
 def all_rule_docs() -> list[RuleDoc]:

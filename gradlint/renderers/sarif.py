@@ -70,20 +70,6 @@ SOURCE_ROOT = "%SRCROOT%"
 DESCRIPTION_LIMIT = 1024
 SHORTENED = "\n\n(Shortened: the rule's help has the whole text.)"
 
-# How often a rule's findings are true (code scanning's `precision`: very-high, high,
-# medium, low). very-high: a fact read from the file (it could not be read, a layer is
-# custom, the kernels are constant or not finite). high: the mean-field estimate, checked
-# against tf.GradientTape on the models in the README, or a measurement by the probe.
-# medium: a rule of thumb about architecture or training settings, which some models
-# train well in spite of. A rule missing here gets DEFAULT_PRECISION (the tests require an
-# entry for every rule).
-PRECISION = {
-    "GL001": "very-high", "GL002": "very-high", "GL204": "very-high", "GL205": "very-high",
-    "GL101": "high", "GL201": "high", "GL202": "high", "GL203": "high", "GL401": "high",
-    "GL901": "high", "GL902": "high", "GL903": "high", "GL904": "high", "GL905": "high",
-    "GL301": "medium", "GL302": "medium", "GL402": "medium", "GL403": "medium",
-}
-DEFAULT_PRECISION = "medium"
 
 # The absolute URL of docs/rules.md, when set, makes every rule's helpUri.
 DOCS_URL_VARIABLE = "GRADLINT_DOCS_URL"
@@ -168,8 +154,9 @@ def help_uri(code: str, name: str) -> str | None:
     return f"{base}#{code.lower()}-{name}" if base else None
 
 
-def _rule_properties(code: str, severity: str, tags: list[str]) -> dict[str, Any]:
-    return {"tags": tags, "precision": PRECISION.get(code, DEFAULT_PRECISION),
+def _rule_properties(severity: str, tags: list[str], precision: str = "medium"
+                     ) -> dict[str, Any]:
+    return {"tags": tags, "precision": precision,
             "problem.severity": PROBLEM_SEVERITIES.get(severity, "warning")}
 
 
@@ -181,7 +168,8 @@ def _rule_descriptor(doc) -> dict[str, Any]:
         "fullDescription": {"text": shorten(doc.what or doc.summary)},
         "help": {"text": doc.text, "markdown": doc.markdown},
         "defaultConfiguration": {"level": LEVELS.get(doc.severity, "warning")},
-        "properties": _rule_properties(doc.code, doc.severity, ["gradient-flow", *doc.groups]),
+        "properties": _rule_properties(doc.severity, ["gradient-flow", *doc.groups],
+                                       doc.precision),
     }
     uri = help_uri(doc.code, doc.name)
     if uri:
@@ -196,7 +184,7 @@ def _unknown_rule_descriptor(code: str, name: str, severity: str) -> dict[str, A
             "fullDescription": {"text": text},
             "help": {"text": text},
             "defaultConfiguration": {"level": LEVELS.get(severity, "warning")},
-            "properties": _rule_properties(code, severity, [])}
+            "properties": _rule_properties(severity, [])}
 
 
 # --- locations --------------------------------------------------------------------------------
