@@ -140,12 +140,80 @@ class RecurrentFamily(WeightedFamily):
             return float(steps)
         return (1.0 - rho ** steps) / (1.0 - rho)
 
+    def recurrent_gain(self, layer) -> float:
+        """units x E[w_rec^2] per gate: how much of the state's second moment one gate's
+        recurrent pre-activation receives."""
+        effective = _describing(layer)
+        config = effective.config
+        units = whole(config.get("units")) or 1
+        gates = GATES.get(effective.class_name, 1)
+        recurrent = initializers.parse(config.get("recurrent_initializer", "orthogonal"))
+        second = recurrent.second_moment(units, gates * units, (units, gates * units)) \
+            if recurrent is not None else None
+        return units * (second if second is not None else 1.0 / gates)
+
+    def cell(self, layer, input_q: float) -> tuple[float, float] | None:
+        """(E[h^2], mean E[d h / d z]^2 over the gates' pre-activations) of a gated cell at
+        its steady state, for gate pre-activations of variance `input_q` from the input
+        kernel plus the recurrent kernel's share of the state; None for a SimpleRNN.
+
+        LSTM: h = o tanh(c), c = f c' + i g with i, f, o = sigmoid (the forget gate's bias
+        starts at 1) and g = tanh; E[c^2] settles at E[i^2] E[g^2] / (1 - E[f^2]). The
+        gradient reaching each gate's pre-activation is h's times o tanh'(c) i g' (for g),
+        o tanh'(c) g sigmoid' (for i), o tanh'(c) c' sigmoid' (for f) and tanh(c) sigmoid'
+        (for o). GRU: h = u h' + (1 - u) n, n = tanh(W x + r U h'): n's pre-activation gets
+        (1 - u) tanh', u's (h' - n) sigmoid', r's little (taken as n's times E[r^2] and the
+        state's share)."""
+        name = cell_class(layer)
+        gain = self.recurrent_gain(layer)
+        config = _describing(layer).config
+        lstm = name in ("LSTM", "LSTMCell", "CuDNNLSTM") or name.startswith("ConvLSTM")
+        gru = name in ("GRU", "GRUCell", "CuDNNGRU")
+        if not (lstm or gru):
+            return None
+        state = 0.1
+        for _ in range(12):
+            q = input_q + gain * state
+            gate = activations.moments(SIGMOID, q)
+            candidate = activations.moments(TANH, q)
+            if lstm:
+                forget = activations.moments(
+                    SIGMOID, q, 1.0 if config.get("unit_forget_bias", True) else 0.0)
+                cell_second = gate.second * candidate.second / max(1.0 - forget.second, 1e-3)
+                squashed = activations.moments(TANH, cell_second)
+                state = gate.second * squashed.second
+            else:
+                state = (gate.second * state + (1.0 - 2 * gate.mean + gate.second)
+                         * candidate.second)
+        q = input_q + gain * state
+        gate = activations.moments(SIGMOID, q)
+        candidate = activations.moments(TANH, q)
+        if lstm:
+            squashed = activations.moments(TANH, cell_second)
+            carry = gate.second * squashed.derivative_second  # o^2 tanh'(c)^2
+            slopes = (carry * gate.second * candidate.derivative_second,
+                      carry * candidate.second * gate.derivative_second,
+                      carry * cell_second * gate.derivative_second,
+                      squashed.second * gate.derivative_second)
+        else:
+            keep = 1.0 - 2 * gate.mean + gate.second  # E[(1 - u)^2]
+            new = keep * candidate.derivative_second
+            slopes = (new, 2 * state * gate.derivative_second,
+                      new * gate.second * gain * state)
+        return state, sum(slopes) / len(slopes)
+
     def forward(self, node, inputs, context):
         result = super().forward(node, inputs, context)
-        if not result.passed_through:
-            # Each unit's state varies from sample to sample; its batch mean is near zero.
-            signal = result.signal
-            result.signal = Signal(signal.second, signal.mean, signal.mean * signal.mean)
+        if result.passed_through:
+            return result
+        cell = self.cell(node.layer, result.pre_activation or 0.0)
+        signal = result.signal
+        if cell is not None:
+            state, slope = cell
+            result.slope = slope
+            signal = Signal(state, 0.0, 0.0)
+        # Each unit's state varies from sample to sample; its batch mean is near zero.
+        result.signal = Signal(signal.second, signal.mean, signal.mean * signal.mean)
         return result
 
     def backward(self, node, gradient, gradient_pre, inputs, forward, context):
