@@ -147,7 +147,9 @@ def lint_graph(graph: ModelGraph, path: str, settings: Settings,
                      f"size: {', '.join(passed[:5])}{' …' if len(passed) > 5 else ''}")
     result = FileResult(path=path, format=graph.format, model=model_summary(graph),
                         layers=layer_entries(analysis), findings=findings,
-                        notes=list(graph.notes) + notes)
+                        notes=list(graph.notes) + notes,
+                        estimate={"mode": settings.estimate_mode,
+                                  "batch_size": settings.batch_size})
     if settings.probe and probe and model is not None:
         measure_and_judge(result, analysis, model, settings)
     return result, analysis

@@ -1,12 +1,13 @@
 """The report: every linted file with its findings, and the versioned JSON contract.
 
-JSON contract, version 1 (``version`` changes only when a field is removed or changes
+JSON contract, version 2 (``version`` changes only when a field is removed or changes
 meaning; new fields may appear at any time)::
 
-    {"version": 1,
+    {"version": 2,
      "files": [{"path", "format",
                 "model": {"name", "class", "layers", "params"} | null,
-                "layers": [{"path", "class", "kind", "activation",
+                "estimate": {"mode", "batch_size"} | null,
+                "layers": [{"path", "class", "kind", "family", "activation",
                             "estimate": {"forward_scale", "gradient", "kernel_gradient",
                                          "stored_weights": {...} | null},
                             "measured": null | {"kernel_gradient", "kernel_gradient_norm",
@@ -23,8 +24,20 @@ meaning; new fields may appear at any time)::
      "summary": {"findings", "by_severity": {"error", "warning", "info"},
                  "files_linted", "files_unreadable", "files_probe_failed", "suppressed"}}
 
+``estimate`` says what the per-layer estimates are for: ``"training"`` (batch statistics in
+BatchNormalization at ``batch_size`` samples, dropout active; the default) or
+``"inference"`` (moving statistics). ``family`` is the layer family
+(`gradlint.families`) and ``kind`` its finer name within it.
+
 ``measured`` is null when the probe did not run or the layer has no kernel; its
-``kernel_gradient`` is relative to the output layer's, as the estimate's is. A recurrent
+``kernel_gradient`` is relative to the output layer's, as the estimate's is, and its
+``forward_scale`` is the RMS of the layer's output, sqrt(E[x^2]), as the estimate's is.
+
+Version 2 (from version 1): ``measured.forward_scale`` was a standard deviation and is now
+an RMS; estimates are for training mode by default (BatchNormalization used its moving
+statistics before); ``estimate`` and ``layers[].family`` are new; a tf-keras TFOpLambda's
+``kind`` names the operation it stands for (``add``, ``multiply``, ``activation``) instead
+of ``opaque``. A recurrent
 layer's ``measured`` also has ``input_gradient_by_step``: the loss gradient's norm at each
 input time step, in processing order (medians over the probe's seeds).
 
@@ -42,7 +55,7 @@ from typing import Any
 
 from gradlint.findings import SEVERITIES, SEVERITY_RANK, Finding
 
-JSON_VERSION = 1
+JSON_VERSION = 2
 
 
 @dataclass
@@ -63,6 +76,8 @@ class FileResult:
     baseline_file: str | None = None
     notes: list[str] = field(default_factory=list)
     error: dict[str, str] | None = None
+    # What the estimates are for: {"mode": "training" | "inference", "batch_size"}.
+    estimate: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # The gradient probe's run ({"ran", "error", "seeds", "batch", "training_mode", "loss",
     # "seconds", ...}); None when the probe was not asked for.
@@ -87,6 +102,7 @@ class FileResult:
             "path": self.path,
             "format": self.format,
             "model": self.model,
+            "estimate": self.estimate,
             "layers": self.layers,
             "findings": [finding.to_dict() for finding in self.findings],
             "notes": list(self.notes),

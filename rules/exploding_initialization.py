@@ -65,6 +65,16 @@ def confirm(finding, measurements, options):
                               max(options["warning-above"], CONFIRM_RATIO_ABOVE))
 
 
+def _following_slope(analysis, node_id: int) -> float:
+    """E[phi'^2] of an activation layer right after the node (``Dense`` then ``LeakyReLU``),
+    else 1."""
+    following = analysis.consumers[node_id]
+    if len(following) == 1 and analysis.node(following[0]).layer.family.applies_activation:
+        slope = analysis.estimate[following[0]].activation_slope
+        return slope if slope is not None else 1.0
+    return 1.0
+
+
 def normalized(analysis, node_id: int) -> bool:
     """Whether the node's output reaches a normalization layer before any other layer that
     mixes or weighs it (activations and reshapes in between)."""
@@ -111,7 +121,8 @@ def check(analysis, options):
             continue
         if normalized(analysis, node.id):
             continue  # normalization undoes the layer's scale: it cannot be the cause
-        gain = record.fan_in * record.weight_second_moment * max(record.activation_slope, 0.5)
+        gain = record.fan_in * record.weight_second_moment * \
+            max(record.activation_slope * _following_slope(analysis, node.id), 0.5)
         if gain > options["min-gain"]:
             causes.append(node.path)
             explained *= gain

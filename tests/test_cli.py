@@ -270,7 +270,7 @@ def test_quiet(models):
 def test_output_format_json(models):
     result = cli("--output-format", "json", models["error"], models["warning"])
     report = json.loads(result.stdout)
-    assert report["version"] == 1
+    assert report["version"] == 2
     assert [file["path"] for file in report["files"]] == [models["error"], models["warning"]]
     assert report["summary"]["files_linted"] == 2
     assert result.exit_code == 1

@@ -30,7 +30,7 @@ SCHEMA = {
     "type": "object",
     "required": ["version", "files", "summary"],
     "properties": {
-        "version": {"const": 1},
+        "version": {"const": 2},
         "files": {
             "type": "array",
             "items": {
@@ -51,12 +51,23 @@ SCHEMA = {
                             },
                         }],
                     },
+                    "estimate": {
+                        "anyOf": [{"type": "null"}, {
+                            "type": "object",
+                            "required": ["mode", "batch_size"],
+                            "properties": {
+                                "mode": {"enum": ["training", "inference"]},
+                                "batch_size": {"type": "integer", "minimum": 1},
+                            },
+                        }],
+                    },
                     "layers": {
                         "type": "array",
                         "items": {
                             "type": "object",
                             "required": ["path", "class", "activation", "estimate"],
                             "properties": {
+                                "family": {"type": ["string", "null"]},
                                 "path": {"type": "string", "minLength": 1},
                                 "class": {"type": "string", "minLength": 1},
                                 "activation": {"type": ["string", "null"]},
@@ -202,7 +213,7 @@ def _file(report, path):
 
 def test_schema(report):
     jsonschema.validate(report, SCHEMA)
-    assert report["version"] == 1 and isinstance(report["version"], int)
+    assert report["version"] == 2 and isinstance(report["version"], int)
 
 
 def test_schema_is_not_vacuous(report):

@@ -1,5 +1,5 @@
 """Real architectures that are known to train get no error-severity finding: keras.applications
-ResNet50, MobileNetV2, DenseNet121 and EfficientNetB0, untrained (weights=None)."""
+models, untrained (weights=None). bench/calibration.py checks all 40."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pytest
 
 import gradlint
 
-from applications import APPLICATIONS, saved_application
+from applications import STATIC_APPLICATIONS, saved_application
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", APPLICATIONS)
+@pytest.mark.parametrize("name", STATIC_APPLICATIONS)
 def test_no_error_findings(save_model, name):
     path = saved_application(save_model, name)
     report = gradlint.lint(path)
@@ -19,7 +19,7 @@ def test_no_error_findings(save_model, name):
     assert result.error is None, result.error
     # The whole graph was read, weighted layers and all.
     weighted = [layer for layer in result.layers if layer["weighted"]]
-    assert len(weighted) > 50
+    assert len(weighted) > 15
     assert all(layer["estimate"]["forward_scale"] is not None for layer in result.layers)
     errors = [f"{f.code} {f.layer}: {f.message}" for f in result.findings
               if f.severity == "error"]

@@ -93,7 +93,7 @@ def test_probe_finds_no_error_on_healthy_stacks(cli_report, name):
 
 def test_json_carries_estimate_and_measurement_per_layer(cli_report):
     data, files, completed = cli_report
-    assert data["version"] == 1
+    assert data["version"] == 2
     assert data["summary"]["files_probe_failed"] == 0
     for name, entry in files.items():
         probe_run = entry["probe"]

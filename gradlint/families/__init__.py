@@ -10,7 +10,8 @@ home of what the rest of gradlint asks about them:
 - `counts_for_depth`, `normalizes`: how the layer counts on the routes
   (`gradlint.analysis.routes`);
 - `weight_roles`: what the stored weights of the layer are (kernel, bias, gamma ...);
-- `takes_indices`, `records_kernel`: what the probe feeds it and records for it.
+- `takes_indices`, `is_weighted`: what the probe feeds it, and whether it records a kernel
+  gradient for it.
 
 The estimate, the routes, the weight reader, the rules and the probe ask a layer's family;
 none of them compares class names or kinds. Adding a family is one module in this package
@@ -90,7 +91,6 @@ class Family:
     reshapes_only = False  # changes neither values nor gradients (shape, dropout, padding)
     takes_indices = False  # its input is integer indices (the probe feeds it some)
     recurrent = False
-    sums_inputs = False  # output is the sum of its inputs (a residual connection)
     unknown = False  # gradlint cannot tell what it computes
     wraps = False  # does its work through `Layer.inner`
     is_input = False

@@ -18,7 +18,8 @@ from gradlint.layer_catalog import (MAX_SIZE, MISSING, channels_last, count, pro
 CONVOLUTION = {name: "conv" for name in (
     "Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D")}
 TRANSPOSED = {name: "conv_transpose" for name in (
-    "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Convolution2DTranspose",
+    "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Convolution1DTranspose",
+    "Convolution2DTranspose",
     "Convolution3DTranspose", "Deconvolution2D", "Deconvolution3D")}
 
 

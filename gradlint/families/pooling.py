@@ -8,7 +8,11 @@ RepeatVector(n) collects n.
 Forward, global average pooling over P positions keeps each channel's constant part and
 divides the part that varies from position to position by P, as a mean of P independent
 values does: after a ReLU, whose mean is positive, the pooled features are mostly that
-mean. Local pooling and max pooling keep the second moment.
+mean. Local pooling and max pooling keep the second moment: neighbouring positions share
+most of their receptive fields, so a 2x2 window's values are far from independent.
+Dividing by the window was measured on the calibration zoo: DenseNet121, which averages
+2x2 windows between its blocks, went from 100% of layers within one decade to 96%
+(median error 0.14 to 0.52 decades).
 """
 
 from __future__ import annotations
@@ -71,12 +75,14 @@ class PoolingFamily(Family):
 
     def forward(self, node, inputs, context):
         signal = inputs[0] if inputs else Signal()
-        if self._kind(node.layer) == "global_pool_avg":
+        kind = self._kind(node.layer)
+        if kind == "global_pool_avg":
             shape = node.input_shapes[0] if node.input_shapes else None
             count_ = float(positions(shape))
-            return Forward(Signal(signal.constant + signal.varying / count_, signal.mean,
-                                  signal.constant))
-        return Forward(signal)
+        else:
+            return Forward(signal)
+        return Forward(Signal(signal.constant + signal.varying / count_, signal.mean,
+                              signal.constant))
 
     def spread(self, node):
         layer = node.layer
