@@ -75,22 +75,6 @@ def _following_slope(analysis, node_id: int) -> float:
     return 1.0
 
 
-def normalized(analysis, node_id: int) -> bool:
-    """Whether the node's output reaches a normalization layer before any other layer that
-    mixes or weighs it (activations and reshapes in between)."""
-    current = node_id
-    while True:
-        following = analysis.consumers[current]
-        if len(following) != 1:
-            return False
-        layer = analysis.node(following[0]).layer
-        if layer.family.normalizes:
-            return True
-        if not (layer.family.applies_activation or layer.family.reshapes_only):
-            return False
-        current = following[0]
-
-
 def check(analysis, options):
     estimate = analysis.estimate
     candidates = []
@@ -119,7 +103,7 @@ def check(analysis, options):
         if node.id not in route or record.weight_second_moment is None \
                 or record.activation_slope is None:
             continue
-        if normalized(analysis, node.id):
+        if analysis.followed_by_normalization(node.id):
             continue  # normalization undoes the layer's scale: it cannot be the cause
         gain = record.fan_in * record.weight_second_moment * \
             max(record.activation_slope * _following_slope(analysis, node.id), 0.5)

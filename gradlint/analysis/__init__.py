@@ -53,6 +53,29 @@ class Analysis:
                 return consumer.layer.activation
         return own if own is not None else Activation("linear")
 
+    def node_at(self, path: str) -> Node | None:
+        """The node of a layer call by its path (``dense_1``, ``dense_1@1``)."""
+        if "by_path" not in self.extra:
+            self.extra["by_path"] = {node.path: node for node in self.graph.nodes}
+        return self.extra["by_path"].get(path)
+
+    def followed_by_normalization(self, node_id: int) -> bool:
+        """Whether the node's output reaches a normalization layer before any other layer
+        that mixes or weighs it (activations and reshapes in between): then normalization
+        undoes the layer's scale, and the layer's own gradient size does not reach the
+        loss."""
+        current = node_id
+        while True:
+            following = self.consumers[current]
+            if len(following) != 1:
+                return False
+            layer = self.graph.nodes[following[0]].layer
+            if layer.family.normalizes:
+                return True
+            if not (layer.family.applies_activation or layer.family.reshapes_only):
+                return False
+            current = following[0]
+
     def signal_route(self, node_id: int) -> list[int]:
         """The nodes the largest forward signal passes on its way from an input to
         `node_id`, listed from `node_id` back to the input."""
