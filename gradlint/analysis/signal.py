@@ -201,11 +201,9 @@ def estimate(graph: ModelGraph, source: str = "initializers", mode: str = "train
         kernel = forward.kernel if forward is not None else None
         if kernel is None:
             continue
-        s_in = signals[node.inputs[0]].second if node.inputs else 1.0
-        family = node.layer.family
-        positions = family.kernel_positions(node, forward)
-        kernel_squares[node.id] = _settled(kernel.entries * positions * s_in *
-                                           gradient_pre[node.id])
+        signal_in = signals[node.inputs[0]] if node.inputs else Signal()
+        kernel_squares[node.id] = _settled(node.layer.family.kernel_square(
+            node, forward, signal_in, gradient_pre[node.id]))
     reference_kernel = kernel_squares[reference] if reference is not None else None
     for node in graph.nodes:
         record = result.nodes[node.id]

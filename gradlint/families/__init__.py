@@ -184,6 +184,14 @@ class Family:
         and, for a layer that applies an activation, the pre-activation's."""
         return [gradient] * len(node.inputs)
 
+    def kernel_square(self, node: Node, forward: Forward, signal_in: Signal,
+                      gradient_pre: float) -> float:
+        """The squared norm of the kernel's gradient, in the estimate's units: entries x
+        positions x the input's second moment x the pre-activation gradient's."""
+        kernel = forward.kernel
+        return kernel.entries * self.kernel_positions(node, forward) * signal_in.second * \
+            gradient_pre
+
     def kernel_positions(self, node: Node, forward: Forward | None = None) -> float:
         """How many positions share the kernel (the kernel gradient sums over them)."""
         from gradlint.layer_catalog import positions
