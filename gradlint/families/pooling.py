@@ -1,8 +1,9 @@
 """Pooling, upsampling and repetition: layers that only route values.
 
 Backward, a layer that only routes values scales the per-element gradient second moment:
-max pooling over k positions sends each output's gradient to one of them (1/k), average
-pooling spreads it evenly (1/k^2), upsampling by k collects k outputs per input (k),
+max pooling sends each output's gradient to one input, and with strides s an input lies in
+k / s of the k-position windows, so it gets 1/s; average pooling spreads 1/k of each
+window's gradient over its inputs, 1/(k s) (1/k^2 without overlap); upsampling by k collects k outputs per input (k),
 RepeatVector(n) collects n.
 
 Forward, global average pooling over P positions keeps each channel's constant part and
@@ -92,7 +93,12 @@ class PoolingFamily(Family):
             rank = max(len(input_shape or (0, 0, 0, 0)) - 2, 1)
             size = window_product(layer.config.get("pool_size"), rank, 2)
             size = 1.0 if size is None else size
-            return 1.0 / size if kind == "pool_max" else 1.0 / (size * size)
+            strides = window_product(layer.config.get("strides") or layer.config.get(
+                "pool_size"), rank, 2)
+            strides = size if strides is None else strides
+            # Each output sends its gradient to one input (max) or 1/size of it to each of
+            # its inputs (average); an input lies in size / strides windows.
+            return 1.0 / strides if kind == "pool_max" else 1.0 / (size * strides)
         if kind in ("global_pool_max", "global_pool_avg"):
             size = float(positions(input_shape))
             return 1.0 / size if kind == "global_pool_max" else 1.0 / (size * size)
