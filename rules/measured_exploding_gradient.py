@@ -11,12 +11,9 @@ Runs only with `--probe`. Any of:
   `warning-ratio-above` (3e2) times the output layer's. When both are exactly zero the
   ratio is 0/0: that is no gradient at all, which GL901 reports, never an explosion.
 
-The ratio is taken from the first weighted layer whose output is not normalized:
-BatchNormalization in training mode makes the gradient of the layers before it grow by
-itself (by pi / (pi - 1) per ReLU layer, Yang et al. 2019), and it undoes their scale, so
-their large gradient does not reach the loss. keras.applications ResNet152 (96x96, batch
-32), whose every convolution feeds a BatchNormalization, measured a ratio above 1e3 and
-got an error before; it trains well.
+The ratio starts at the first weighted layer whose output is not normalized: batch
+statistics grow the gradient of the layers they normalize (pi / (pi - 1) per ReLU layer,
+Yang et al. 2019) and undo their scale. ResNet152 (96x96, batch 32) measured above 1e3.
 
 AutoTrainer flags a first/last ratio above 70. Measured here, keras.applications ResNet50
 (`weights=None`), which trains well, has a ratio of 29 to 34 at 224x224 and 57 to 113 at

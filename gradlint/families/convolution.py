@@ -44,6 +44,15 @@ def input_channels(config: dict, input_shape: tuple | None) -> int | None | bool
     return channels
 
 
+def window_and_channels(layer, input_shape) -> tuple[tuple[int, ...], int] | None:
+    """The kernel's window and the input's channels, when the config and shape give them."""
+    channels = input_channels(layer.config, input_shape)
+    window = tuple_of(layer.config.get("kernel_size"), spatial_rank(layer.class_name))
+    if channels is False or channels is None or window is None:
+        return None
+    return window, channels
+
+
 class ConvolutionFamily(WeightedFamily):
     name = "convolution"
     classes = {**CONVOLUTION, **TRANSPOSED}
@@ -75,10 +84,10 @@ class ConvolutionFamily(WeightedFamily):
 
     def kernel_shape(self, layer, input_shape):
         config = layer.config
-        channels = input_channels(config, input_shape)
-        kernel = tuple_of(config.get("kernel_size"), spatial_rank(layer.class_name))
-        if channels is False or channels is None or kernel is None:
+        found = window_and_channels(layer, input_shape)
+        if found is None:
             return None
+        kernel, channels = found
         groups = config.get("groups", 1) or 1
         groups = groups if type(groups) is int and 1 <= groups <= MAX_SIZE else \
             size_of({"groups": groups}, "groups")

@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 
 from gradlint import initializers
-from gradlint.families.convolution import check_window, input_channels
+from gradlint.families.convolution import check_window, window_and_channels
 from gradlint.families.weighted import WeightedFamily, moment_of
 from gradlint.layer_catalog import (MAX_SIZE, MISSING, count, size_of, spatial_output,
-                                    spatial_rank, tuple_of, window_product)
+                                    spatial_rank, window_product)
 
 DEPTHWISE = {"DepthwiseConv1D": "depthwise", "DepthwiseConv2D": "depthwise"}
 SEPARABLE = {name: "separable" for name in (
@@ -65,12 +65,11 @@ class DepthwiseFamily(WeightedFamily):
         return spatial_output(layer.config, first, "window", multiplier=multiplier)
 
     def kernel_shape(self, layer, input_shape):
-        config = layer.config
-        channels = input_channels(config, input_shape)
-        kernel = tuple_of(config.get("kernel_size"), spatial_rank(layer.class_name))
-        if channels is False or channels is None or kernel is None:
+        found = window_and_channels(layer, input_shape)
+        if found is None:
             return None
-        multiplier = size_of(config, "depth_multiplier", 1)
+        kernel, channels = found
+        multiplier = size_of(layer.config, "depth_multiplier", 1)
         return kernel + (channels, multiplier) if multiplier is not None else None
 
     def fans(self, layer, shape):
