@@ -152,11 +152,14 @@ def activation_of_layer(class_name: str, config: dict) -> Activation | None:
 
 @dataclass(frozen=True)
 class Moments:
-    """E[phi(z)], E[phi(z)^2] and E[phi'(z)^2] for z ~ N(0, q)."""
+    """E[phi(z)], E[phi(z)^2], E[phi'(z)^2] and E[phi'(z)] for z ~ N(mean, q)."""
 
     mean: float
     second: float
     derivative_second: float
+    # E[phi'(z)]: how much of a gradient that is the same at every position survives as such
+    # (the estimate's coherent gradient); None where not worked out, then taken as the RMS.
+    derivative_mean: float | None = None
 
 
 def normal_cdf(x: float) -> float:
@@ -187,6 +190,7 @@ def _relu_family(q: float, negative_slope: float, mean: float = 0.0) -> Moments:
             mean=_times(1.0 - negative_slope, sigma) * INV_SQRT_2PI,
             second=_times(factor, q),
             derivative_second=factor,
+            derivative_mean=(1.0 + negative_slope) / 2.0,
         )
     sigma = math.sqrt(q)
     a = negative_slope
@@ -195,7 +199,7 @@ def _relu_family(q: float, negative_slope: float, mean: float = 0.0) -> Moments:
             return _relu_family(q, a)
         value = mean if mean > 0 else a * mean
         slope = 1.0 if mean > 0 else a
-        return Moments(value, value * value, slope * slope)
+        return Moments(value, value * value, slope * slope, slope)
     # z ~ N(mean, q): the positive and negative parts' partial moments.
     u = mean / sigma
     above = normal_cdf(u)
@@ -207,6 +211,7 @@ def _relu_family(q: float, negative_slope: float, mean: float = 0.0) -> Moments:
         mean=first_above + a * (mean - first_above),
         second=second_above + a * a * max(second_total - second_above, 0.0),
         derivative_second=above + a * a * (1.0 - above),
+        derivative_mean=above + a * (1.0 - above),
     )
 
 
@@ -214,7 +219,7 @@ def _clipped_linear(q: float, slope: float, low: float, high: float, offset: flo
     """phi(z) = clip(slope * z + offset, low, high): relu6, hard_sigmoid, hard_tanh."""
     if not q <= Q_LIMIT:
         # The limit as q grows: the clipped ends take half the probability each.
-        return Moments((low + high) / 2.0, (low * low + high * high) / 2.0, 0.0)
+        return Moments((low + high) / 2.0, (low * low + high * high) / 2.0, 0.0, 0.0)
     sigma = math.sqrt(q)
     # The linear piece runs for z in (a, b).
     a = (low - offset) / slope
@@ -222,7 +227,7 @@ def _clipped_linear(q: float, slope: float, low: float, high: float, offset: flo
     if sigma == 0.0:
         value = min(max(offset, low), high)
         inside = 1.0 if a < 0.0 < b else 0.0
-        return Moments(value, value * value, slope * slope * inside)
+        return Moments(value, value * value, slope * slope * inside, slope * inside)
     u, v = a / sigma, b / sigma
     p_low, p_high = normal_cdf(u), 1.0 - normal_cdf(v)
     p_mid = 1.0 - p_low - p_high
@@ -233,7 +238,7 @@ def _clipped_linear(q: float, slope: float, low: float, high: float, offset: flo
     mean = low * p_low + high * p_high + slope * first_z + offset * p_mid
     second = (low * low * p_low + high * high * p_high + slope * slope * second_z
               + 2.0 * slope * offset * first_z + offset * offset * p_mid)
-    return Moments(mean, second, slope * slope * p_mid)
+    return Moments(mean, second, slope * slope * p_mid, slope * p_mid)
 
 
 def _elu_family(q: float, alpha: float, scale: float) -> Moments:
@@ -250,6 +255,7 @@ def _elu_family(q: float, alpha: float, scale: float) -> Moments:
         mean=_times(scale, positive.mean + mean_neg),
         second=_times(scale * scale, positive.second + second_neg),
         derivative_second=_times(scale * scale, positive.derivative_second + derivative_neg),
+        derivative_mean=_times(scale, 0.5 + _times(alpha, e1)),
     )
 
 
@@ -335,7 +341,7 @@ def _by_panels(function: Callable[[float], tuple[float, float]], q: float) -> Mo
     panels = max(2, 2 * math.ceil(half / min(PANEL_WIDTH, sigma / 2.0)))
     width = 2.0 * half / panels
     scale = width / 2.0 / sigma * INV_SQRT_2PI
-    mean = second = derivative = 0.0
+    mean = second = derivative = slope_mean = 0.0
     for index in range(panels):
         center = -half + (index + 0.5) * width
         for offset, weight in _LEGENDRE:
@@ -345,6 +351,7 @@ def _by_panels(function: Callable[[float], tuple[float, float]], q: float) -> Mo
             mean += w * value
             second += w * value * value
             derivative += w * slope * slope
+            slope_mean += w * slope
     if half < SPAN_STANDARD_DEVIATIONS * sigma:
         for side in (1.0, -1.0):
             value, slope = function(side * half)
@@ -352,7 +359,8 @@ def _by_panels(function: Callable[[float], tuple[float, float]], q: float) -> Mo
             mean += tail[0]
             second += tail[1]
             derivative += tail[2]
-    return Moments(mean, second, derivative)
+            slope_mean += slope * normal_cdf(-half / sigma)
+    return Moments(mean, second, derivative, slope_mean)
 
 
 @lru_cache(maxsize=4096)
@@ -360,7 +368,7 @@ def _smooth_moments(name: str, q: float) -> Moments:
     function = SMOOTH[name]
     if q == 0.0:
         value, slope = function(0.0)
-        return Moments(value, value * value, slope * slope)
+        return Moments(value, value * value, slope * slope, slope)
     return _by_panels(function, q)
 
 
@@ -387,7 +395,7 @@ def _shifted_moments(name: str, parameter: float | None, q: float, mean: float) 
     function = (lambda x: base(x + mean)) if mean else base
     if q == 0.0:
         value, slope = function(0.0)
-        return Moments(value, value * value, slope * slope)
+        return Moments(value, value * value, slope * slope, slope)
     return _by_panels(function, q)
 
 
@@ -433,13 +441,14 @@ def moments(activation: Activation, q: float, mean: float = 0.0) -> Moments:
         # E[exp(k z)] = exp(k mean + k^2 q / 2); capped where it would overflow.
         return Moments(math.exp(min(mean + q / 2.0, 700.0)),
                        math.exp(min(2.0 * mean + 2.0 * q, 700.0)),
-                       math.exp(min(2.0 * mean + 2.0 * q, 700.0)))
+                       math.exp(min(2.0 * mean + 2.0 * q, 700.0)),
+                       math.exp(min(mean + q / 2.0, 700.0)))
     if name in SMOOTH:
         # Six significant digits of q: plain stacks settle on a fixed point, so the cache hits.
         if mean == 0.0:
             return _smooth_moments(name, _significant(min(q, Q_LIMIT)))
         return _shifted_moments(name, None, _significant(min(q, Q_LIMIT)), _significant(mean))
-    return Moments(mean, q + mean * mean, 1.0)
+    return Moments(mean, q + mean * mean, 1.0, 1.0)
 
 
 # 10-point Gauss-Hermite nodes and weights (weight exp(-x^2)), one half; symmetric.
@@ -458,6 +467,7 @@ class Propagated:
     second: float
     constant: float
     derivative_second: float
+    derivative_mean: float | None = None
 
 
 def propagate(activation: Activation, second: float, mean: float,
@@ -470,17 +480,18 @@ def propagate(activation: Activation, second: float, mean: float,
     the mean, second moment and slope are those of phi over the whole Gaussian."""
     total = moments(activation, max(second - mean * mean, 0.0), mean)
     if activation.name in ("linear", "softmax") or not activation_is_known(activation):
-        return Propagated(total.mean, total.second, constant, total.derivative_second)
+        return Propagated(total.mean, total.second, constant, total.derivative_second,
+                          total.derivative_mean)
     spread = constant - mean * mean
     within = max(second - constant, 0.0)
     if not math.isfinite(spread) or not math.isfinite(within):
         return Propagated(total.mean, total.second, total.mean * total.mean,
-                          total.derivative_second)
+                          total.derivative_second, total.derivative_mean)
     if spread <= 1e-9 * max(second, 1e-300):
         part = total.mean * total.mean if within == second - mean * mean else \
-            moments(activation, within, mean).mean ** 2
+            _square_of(moments(activation, within, mean).mean)
         return Propagated(total.mean, total.second, min(part, total.second),
-                          total.derivative_second)
+                          total.derivative_second, total.derivative_mean)
     scale = math.sqrt(2.0 * spread)
     accumulated = 0.0
     for node, weight in _HERMITE:
@@ -489,7 +500,11 @@ def propagate(activation: Activation, second: float, mean: float,
             accumulated += weight * unit_mean * unit_mean
     part = accumulated * _INV_SQRT_PI
     return Propagated(total.mean, total.second, min(part, total.second),
-                      total.derivative_second)
+                      total.derivative_second, total.derivative_mean)
+
+
+def _square_of(value: float) -> float:
+    return value * value
 
 
 def activation_is_known(activation: Activation) -> bool:

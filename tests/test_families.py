@@ -247,7 +247,28 @@ def se_cnn():
     return build
 
 
+def relu_cnn_gap_head():
+    def build():
+        keras = keras3()
+        keras.utils.set_random_seed(0)
+        layers = [keras.Input((16, 16, 3))]
+        layers += [keras.layers.Conv2D(16, 3, padding="same", activation="relu",
+                                       kernel_initializer="he_normal", name=f"conv_{i}")
+                   for i in range(4)]
+        layers += [keras.layers.GlobalAveragePooling2D(),
+                   keras.layers.Dense(10, activation="softmax", name="output")]
+        return keras.Sequential(layers)
+
+    return build
+
+
+# The convolutions before a global average pool get the same gradient at every position,
+# which sums coherently with the ReLUs' positive mean (the coherent gradient of the
+# families' `kernel_square`): without it their estimate was 0.77 to 1.05 decades low, with
+# it 0.1 to 0.4.
+TIGHTER = {"relu-cnn-gap": 0.5}
 PROBED = {"dense-bn-relu": dense_bn_relu(), "se-cnn": se_cnn(),
+          "relu-cnn-gap": relu_cnn_gap_head(),
           "lstm-last": lstm_model(False), "lstm-sequences": lstm_model(True),
           "layer-scale": layer_scale_block(1e-3)}
 
@@ -270,4 +291,4 @@ def test_the_probe_measures_what_the_families_predict(save_model, name):
     # gradient sums positions coherently, which the estimate does not model yet.
     within = [path for path, error in errors.items() if abs(error) <= 1.0]
     assert len(within) >= 0.75 * len(errors), errors
-    assert all(abs(error) <= 1.5 for error in errors.values()), errors
+    assert all(abs(error) <= TIGHTER.get(name, 1.5) for error in errors.values()), errors

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 from gradlint.families import Context, Forward, Signal
 from gradlint.graph import Layer, ModelGraph
+from gradlint.layer_catalog import positions
 
 EPSILON = 1e-30
 
@@ -171,16 +172,31 @@ def estimate(graph: ModelGraph, source: str = "initializers", mode: str = "train
     # positions divides it by 49), so `gradient` says what weights, activations and
     # normalization did.
     ideal_out = [0.0] * count
+    # The part of each gradient that is the same at every position of a sample: a loss
+    # on one vector per sample is, a loss per position is not (1/P of it).
+    coherent_out = [0.0] * count
     for output in graph.outputs:
         gradient_out[output] += 1.0
         ideal_out[output] = 1.0
+        coherent_out[output] += 1.0 / max(float(positions(graph.nodes[output].output_shape)),
+                                          1.0)
     for node in reversed(graph.nodes):
         family = node.layer.family
         g = gradient_out[node.id]
         ideal = ideal_out[node.id]
+        forward = forwards[node.id]
         slope = result.nodes[node.id].activation_slope
-        g_pre = _settled(slope * g) if slope is not None and node.id not in head else g
+        h = min(coherent_out[node.id], g)
+        if slope is not None and node.id not in head:
+            g_pre = _settled(slope * g)
+            # A product, not a power: a hostile slope of 1e308 overflows to inf, not raises.
+            kept = forward.slope_mean * forward.slope_mean \
+                if forward.slope_mean is not None else slope
+            h_pre = min(_settled(kept * h), g_pre)
+        else:
+            g_pre, h_pre = g, h
         gradient_pre[node.id] = g_pre
+        forward.coherent, forward.coherent_pre, forward.gradient_pre = h, h_pre, g_pre
         if not node.inputs or (g == 0.0 and ideal == 0.0):
             continue
         spread = family.spread(node)
@@ -189,11 +205,13 @@ def estimate(graph: ModelGraph, source: str = "initializers", mode: str = "train
             ideals = [ideal * spread] * len(node.inputs)
         else:
             inputs = [signals[i] for i in node.inputs]
-            backs = family.backward(node, g, g_pre, inputs, forwards[node.id], context)
+            backs = family.backward(node, g, g_pre, inputs, forward, context)
             ideals = [ideal * family.shape_gain(node, i) for i in range(len(node.inputs))]
-        for source_id, back, ideal_back in zip(node.inputs, backs, ideals):
+        coherent = family.coherent_backward(node, backs, forward, context)
+        for source_id, back, ideal_back, part in zip(node.inputs, backs, ideals, coherent):
             gradient_out[source_id] = _settled(gradient_out[source_id] + back)
             ideal_out[source_id] = max(ideal_out[source_id], ideal_back)
+            coherent_out[source_id] = _settled(coherent_out[source_id] + part)
 
     kernel_squares: list[float | None] = [None] * count
     for node in graph.nodes:

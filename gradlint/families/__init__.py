@@ -68,6 +68,13 @@ class Forward:
     slope: float | None = None  # E[phi'(z)^2] at q
     kernel: Any = None  # the weighted family's parameters
     passed_through: bool = False  # the family could not size this call
+    slope_mean: float | None = None  # E[phi'(z)] at q: what a coherent gradient keeps
+    # Set by the backward pass before the family's `backward` runs: the part of the output's
+    # (and pre-activation's) gradient second moment that is the same at every position of a
+    # sample (a global average pool hands every position the same gradient).
+    coherent: float = 0.0
+    coherent_pre: float = 0.0
+    gradient_pre: float = 0.0
 
 
 @dataclass
@@ -173,6 +180,23 @@ class Family:
         per-element gradient second moment on its way back; None for other layers."""
         return None
 
+    def coherent_backward(self, node: Node, backs: list[float], forward: Forward,
+                          context: Context) -> list[float]:
+        """The coherent part of each input's gradient (see `Forward.coherent`), given the
+        inputs' gradients `backs`. A layer that maps every position alike keeps the
+        coherent share; one that reshapes positions into features (Flatten) loses it."""
+        share = forward.coherent_pre / forward.gradient_pre if forward.gradient_pre else 0.0
+        share = min(max(share, 0.0), 1.0)
+        result = []
+        for index, back in enumerate(backs):
+            inputs = positions_of(node.input_shapes[index] if index < len(node.input_shapes)
+                                  else None)
+            if self.reshapes_only and inputs != positions_of(node.output_shape):
+                result.append(back / inputs)
+            else:
+                result.append(back * share)
+        return result
+
     def shape_gain(self, node: Node, index: int) -> float:
         """What the layer's shape alone does to input `index`'s per-element gradient second
         moment (broadcasting sums positions); the estimate's `gradient` factors it out."""
@@ -186,17 +210,28 @@ class Family:
 
     def kernel_square(self, node: Node, forward: Forward, signal_in: Signal,
                       gradient_pre: float) -> float:
-        """The squared norm of the kernel's gradient, in the estimate's units: entries x
-        positions x the input's second moment x the pre-activation gradient's."""
+        """The squared norm of the kernel's gradient, in the estimate's units: the sum over
+        P positions of input x gradient. Its incoherent part adds P times the input's second
+        moment times the gradient's; where the gradient is the same at every position, the
+        input's constant part c adds coherently, P^2 c times that coherent part."""
         kernel = forward.kernel
-        return kernel.entries * self.kernel_positions(node, forward) * signal_in.second * \
-            gradient_pre
+        count = self.kernel_positions(node, forward)
+        coherent = min(forward.coherent_pre, gradient_pre)
+        constant = min(signal_in.constant, signal_in.second)
+        return kernel.entries * (count * (signal_in.second * gradient_pre - constant * coherent)
+                                 + count * count * constant * coherent)
 
     def kernel_positions(self, node: Node, forward: Forward | None = None) -> float:
         """How many positions share the kernel (the kernel gradient sums over them)."""
         from gradlint.layer_catalog import positions
 
         return float(positions(node.output_shape))
+
+
+def positions_of(shape) -> float:
+    from gradlint.layer_catalog import positions
+
+    return float(positions(shape))
 
 
 _FAMILIES: list[Family] | None = None

@@ -24,7 +24,8 @@ class ActivationFamily(Family):
         out = activations.propagate(activation, signal.second, signal.mean, signal.constant)
         return Forward(Signal(settled(out.second), out.mean if out.mean == out.mean else 0.0,
                               out.constant),
-                       pre_activation=signal.second, slope=out.derivative_second)
+                       pre_activation=signal.second, slope=out.derivative_second,
+                       slope_mean=out.derivative_mean)
 
     def backward(self, node, gradient, gradient_pre, inputs, forward, context):
         return [gradient_pre]

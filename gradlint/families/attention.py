@@ -179,7 +179,7 @@ class AttentionFamily(Family):
                                  values.varying * parts.concentration / parts.t_value)
         out = settled(parts.heads * parts.value_dim * parts.output * parts.attended)
         constant = settled(parts.heads * parts.value_dim * parts.output * values.constant)
-        return Forward(Signal(out, 0.0, min(constant, out)), pre_activation=out, slope=1.0,
+        return Forward(Signal(out, 0.0, min(constant, out)), pre_activation=out, slope=1.0, slope_mean=1.0,
                        kernel=parts)
 
     def backward(self, node, gradient, gradient_pre, inputs, forward, context):

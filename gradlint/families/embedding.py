@@ -46,7 +46,7 @@ class EmbeddingFamily(WeightedFamily):
         mean = kernel.weight_mean
         second = settled(kernel.weight)
         return Forward(Signal(second, mean, min(mean * mean, second)), pre_activation=second,
-                       slope=1.0, kernel=kernel)
+                       slope=1.0, kernel=kernel, slope_mean=1.0)
 
     def backward(self, node, gradient, gradient_pre, inputs, forward, context):
         return [0.0] * len(node.inputs)

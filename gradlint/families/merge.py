@@ -6,7 +6,8 @@ input gets the shortcut's gradient and the branch's). A product (a squeeze-and-e
 gate, a GLU) multiplies second moments, so a sigmoid gate near 0.5 passes a quarter of the
 signal, not all of it; backward, each factor receives the gradient times the other factors'
 second moments, summed over the positions it was broadcast to (a (1, 1, C) gate on a
-(7, 7, C) map collects 49 positions' gradients).
+(7, 7, C) map collects 49 positions' gradients); where the gradient is the same at every
+position (`Forward.coherent`), the other factor's constant part adds up coherently.
 """
 
 from __future__ import annotations
@@ -134,9 +135,19 @@ class MergeFamily(Family):
         kind = self.kind_of(node.layer)
         if kind in ("multiply", "dot"):
             seconds = [s.second for s in inputs]
-            return [settled(gradient * _broadcast(node, i) *
-                            math.prod(s for j, s in enumerate(seconds) if j != i))
-                    for i in range(len(node.inputs))]
+            backs = []
+            for i in range(len(node.inputs)):
+                others = math.prod(s for j, s in enumerate(seconds) if j != i)
+                spread = _broadcast(node, i)
+                back = gradient * spread * others
+                if spread > 1.0 and kind == "multiply":
+                    # A gate summed over the positions it scales: the other factors'
+                    # constant part meets the gradient's coherent part in every one.
+                    constant = math.prod(s.constant for j, s in enumerate(inputs) if j != i)
+                    coherent = min(forward.coherent, gradient)
+                    back += spread * (spread - 1.0) * constant * coherent
+                backs.append(settled(back))
+            return backs
         return [gradient * _broadcast(node, i) for i in range(len(node.inputs))]
 
 

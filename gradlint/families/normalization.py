@@ -131,6 +131,14 @@ class NormalizationFamily(Family):
         return Forward(Signal(settled(gamma + beta), beta_mean,
                               max(gamma * share + beta, beta_mean * beta_mean)))
 
+    def coherent_backward(self, node, backs, forward, context):
+        # The coherent part that adds up in a kernel's gradient is the one shared by the
+        # whole batch (each sample's own sums to nothing over the batch); batch statistics
+        # subtract exactly that mean from the gradient.
+        if self.batch_statistics(node.layer) and context.mode == "training":
+            return [0.0] * len(backs)
+        return super().coherent_backward(node, backs, forward, context)
+
     def backward(self, node, gradient, gradient_pre, inputs, forward, context):
         layer = node.layer
         signal = inputs[0] if inputs else Signal()

@@ -85,6 +85,15 @@ class PoolingFamily(Family):
         return Forward(Signal(signal.constant + signal.varying / count_, signal.mean,
                               signal.constant))
 
+    def coherent_backward(self, node, backs, forward, context):
+        kind = self._kind(node.layer)
+        if kind == "global_pool_avg":
+            return list(backs)  # every position gets the same gradient
+        if kind == "global_pool_max":
+            shape = node.input_shapes[0] if node.input_shapes else None
+            return [back / max(float(positions(shape)), 1.0) for back in backs]
+        return super().coherent_backward(node, backs, forward, context)
+
     def spread(self, node):
         layer = node.layer
         kind = self._kind(layer)

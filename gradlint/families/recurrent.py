@@ -211,6 +211,7 @@ class RecurrentFamily(WeightedFamily):
         if cell is not None:
             state, slope = cell
             result.slope = slope
+            result.slope_mean = None  # the gates' mix: coherence kept in proportion
             signal = Signal(state, 0.0, 0.0)
         # Each unit's state varies from sample to sample; its batch mean is near zero.
         result.signal = Signal(signal.second, signal.mean, signal.mean * signal.mean)

@@ -67,8 +67,8 @@ class ScaleFamily(Family):
             branch = inputs[1]
             mean = first.mean + mean_scale * branch.mean
             varying = first.varying + square * branch.varying
-            constant = (first.constant - first.mean ** 2) + \
-                square * (branch.constant - branch.mean ** 2) + mean * mean
+            constant = (first.constant - first.mean * first.mean) + \
+                square * (branch.constant - branch.mean * branch.mean) + mean * mean
             return Forward(Signal(settled(varying + constant), mean, max(constant, mean * mean)))
         if layer.class_name.rsplit(">", 1)[-1] == "Rescaling":
             offset = _number(layer.config.get("offset"), 0.0)

@@ -163,7 +163,8 @@ class WeightedFamily(Family):
         z = self.pre_activation(kernel, signal_in)
         out = activations.propagate(self.activation(layer), z.second, z.mean, z.constant)
         return Forward(Signal(settled(out.second), _finite(out.mean), out.constant),
-                       pre_activation=z.second, slope=out.derivative_second, kernel=kernel)
+                       pre_activation=z.second, slope=out.derivative_second, kernel=kernel,
+                       slope_mean=out.derivative_mean)
 
     def backward(self, node: Node, gradient: float, gradient_pre: float,
                  inputs: list[Signal], forward: Forward, context: Context) -> list[float]:
