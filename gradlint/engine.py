@@ -239,6 +239,15 @@ def lint_file(path: str, settings: Settings, searched: bool = False,
         return _unreadable(path, _memory_message(settings), settings), None
     except Exception:  # a file we did not foresee must not stop the run
         return internal_error_result(path, "reading the file", settings), None
+    if not graph.graph_stored and settings.custom_objects:  # opt-in: imports Keras
+        from gradlint.readers.rebuilt import rebuild_or_note
+        try:
+            graph = rebuild_or_note(path, graph, settings)
+        except ModelReadError as error:
+            return _unreadable(path, str(error), settings, graph.format), None
+        except Exception:
+            return internal_error_result(path, "rebuilding the model", settings,
+                                         graph.format), None
     try:
         result, analysis = lint_graph(graph, path, settings, probe=False)
         result.to_dict()  # what every renderer reads: fail here, not while rendering
