@@ -6,7 +6,9 @@ home of what the rest of gradlint asks about them:
 - `check_config`: which configuration values are usable (run once, when the graph is built);
 - `output_shape` and `kernel_shape`: what Keras would build, from the config alone;
 - `forward` and `backward`: the layer's part of the mean-field estimate
-  (`gradlint.analysis.signal`), forward moments in, backward gain out;
+  (`gradlint.analysis.signal`), forward moments in, backward gain out, with `spread`,
+  `shape_gain` and `coherent_backward` for what routing, broadcasting and batch-shared
+  gradients do, and `kernel_square` for the kernel's gradient;
 - `counts_for_depth`, `normalizes`: how the layer counts on the routes
   (`gradlint.analysis.routes`);
 - `weight_roles`: what the stored weights of the layer are (kernel, bias, gamma ...);
