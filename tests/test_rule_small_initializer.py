@@ -49,6 +49,26 @@ def test_ten_narrow_layers_are_an_error(save_model, format):
     assert finding.evidence["min_gradient"] < 1e-3
 
 
+def test_a_trained_checkpoint_past_its_initialization_is_not_flagged(save_model):
+    # The same narrow initializers, but weights that training moved to a He scale.
+    def build():
+        import numpy as np
+
+        keras = keras3()
+        model = narrow_mlp(keras, 10)
+        rng = np.random.default_rng(0)
+        for layer in model.layers:
+            kernel, bias = layer.get_weights()
+            layer.set_weights([rng.normal(0.0, np.sqrt(2.0 / kernel.shape[0]), kernel.shape),
+                               bias])
+        return model
+
+    path = save_model(f"{PREFIX}-narrow10-trained", build)
+    assert findings(path) == []
+    assert findings(save_model(f"{PREFIX}-narrow10-untrained",
+                               lambda: narrow_mlp(keras3(), 10)))  # the near-miss
+
+
 def test_one_narrow_layer_is_not_flagged(save_model):
     # One layer shrinks the scale to sqrt(0.0064) = 0.08: above the 1e-2 warning line.
     path = save_model(f"{PREFIX}-narrow1", lambda: narrow_mlp(keras3(), 1))
