@@ -372,3 +372,58 @@ def test_hdf5_suffix_is_searched_and_read(old_sequential, tmp_path):
     assert [f["path"] for f in report["files"]] == [str(folder / "old_model.hdf5")]
     assert report["files"][0]["error"] is None
     assert report["files"][0]["format"] == "keras-legacy-h5"
+
+
+KERAS1_CONV = {"nb_filter": 8, "nb_row": 3, "nb_col": 3, "border_mode": "same",
+               "subsample": [1, 1], "init": "glorot_uniform", "bias": True,
+               "dim_ordering": "tf", "activation": "relu"}
+
+
+def _keras1_file(tmp_path, save_model, drop=()):
+    """A Keras 1.2 file: a tf-keras CNN rewritten with the configuration keys Keras 1.2 used
+    (`nb_filter`, `nb_row`/`nb_col`, `border_mode`, `subsample`, `init`, `output_dim`)."""
+    import h5py
+
+    def build():
+        keras = keras2()
+        return keras.Sequential([
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv",
+                                input_shape=(16, 16, 3)),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(4, name="output")])
+
+    target = derive_legacy_h5(save_model("legacy-keras1-cnn", build, "h5"),
+                              tmp_path / "keras1.h5", keras_version="1.2.1")
+    with h5py.File(target, "r+") as handle:
+        config = json.loads(handle.attrs["model_config"])
+        layers = config["config"] if isinstance(config["config"], list) \
+            else config["config"]["layers"]
+        for layer in layers:
+            old = layer["config"]
+            keep = {key: old[key] for key in ("name", "trainable", "batch_input_shape")
+                    if key in old}
+            if layer["class_name"] == "Conv2D":
+                layer["class_name"] = "Convolution2D"
+                layer["config"] = {**keep, **KERAS1_CONV}
+            elif layer["class_name"] == "Dense":
+                layer["config"] = {**keep, "output_dim": 4, "init": "glorot_uniform",
+                                   "bias": True, "activation": "linear"}
+            for key in drop:
+                layer["config"].pop(key, None)
+        handle.attrs["model_config"] = np.bytes_(json.dumps(config))
+    return target
+
+
+def test_keras_1_configuration_keys_are_read(tmp_path, save_model):
+    result = gradlint.lint(str(_keras1_file(tmp_path, save_model))).files[0]
+    assert result.error is None, result.error
+    layers = {layer["path"]: layer for layer in result.layers}
+    assert layers["conv"]["class"] == "Convolution2D" and layers["conv"]["kind"] == "conv"
+    assert layers["conv"]["estimate"]["kernel_gradient"] is not None
+    assert layers["output"]["estimate"]["forward_scale"] is not None
+
+
+def test_a_keras_1_convolution_without_its_filters_is_unreadable(tmp_path, save_model):
+    result = gradlint.lint(str(_keras1_file(tmp_path, save_model, drop=("nb_filter",)))
+                           ).files[0]
+    assert result.error is not None and "'filters' is missing" in result.error["message"]

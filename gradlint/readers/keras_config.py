@@ -94,12 +94,50 @@ def _is_custom(entry: dict) -> bool:
     return False
 
 
+# Keras 1 configuration keys and what Keras 2 calls them (Keras 1.2 wrote `nb_filter`,
+# `nb_row`/`nb_col`, `border_mode`, `subsample`, `init`, `bias`, `output_dim`, `p`).
+KERAS1_KEYS = {"nb_filter": "filters", "border_mode": "padding", "subsample": "strides",
+               "subsample_length": "strides", "filter_length": "kernel_size",
+               "init": "kernel_initializer", "inner_init": "recurrent_initializer",
+               "bias": "use_bias", "p": "rate"}
+KERAS1_WINDOWS = (("nb_row", "nb_col"), ("kernel_dim1", "kernel_dim2", "kernel_dim3"))
+# Layers whose `output_dim` kept its name in Keras 2.
+OUTPUT_DIM_CLASSES = frozenset({"Embedding"})
+
+
+def keras1_config(class_name: str, config: dict) -> dict:
+    """A Keras 1 layer configuration under the Keras 2 keys the families read; any other
+    configuration unchanged. Keys already present win."""
+    if not any(key in config for key in ("nb_filter", "nb_row", "output_dim", "init",
+                                          "border_mode", "subsample", "dim_ordering")):
+        return config
+    translated = dict(config)
+    for old, new in KERAS1_KEYS.items():
+        if old in config and new not in config:
+            translated[new] = config[old]
+    for keys in KERAS1_WINDOWS:
+        if all(key in config for key in keys) and "kernel_size" not in config:
+            translated["kernel_size"] = [config[key] for key in keys]
+    name = class_name.rsplit(">", 1)[-1]
+    if "output_dim" in config and "units" not in config and name not in OUTPUT_DIM_CLASSES:
+        translated["units"] = config["output_dim"]
+    ordering = config.get("dim_ordering")
+    if ordering in ("th", "tf") and "data_format" not in config:
+        # Theano ordering also laid kernels out channels first; the estimate reads the
+        # stored kernel's shape as Keras 2 stores it, so such a file's fans are approximate.
+        translated["data_format"] = "channels_first" if ordering == "th" else "channels_last"
+    if translated.get("forget_bias_init") == "one" and "unit_forget_bias" not in config:
+        translated["unit_forget_bias"] = True
+    return translated
+
+
 def make_layer(entry: dict, path: str, notes: list[str] | None = None) -> Layer:
     """Describe one serialized layer (never instantiating it). Raises `ModelReadError` for a
     configuration value the graph or the estimate cannot use; initializers that are not
     usable are noted in `notes`."""
     class_name = str(entry.get("class_name", "?"))
     config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    config = keras1_config(class_name, config)
     family = family_of(class_name, config)
     kind = family.kind_of_layer(class_name, config)
     try:
