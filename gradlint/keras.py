@@ -42,7 +42,7 @@ import keras
 from gradlint.findings import SEVERITY_RANK, Finding
 from gradlint.probe.instrument import (DYING, HARD_SATURATING, SATURATION_BOUND,
                                        SMOOTH_SATURATING, activation_name, is_recurrent,
-                                       kernel_variables, leaf_layers)
+                                       kernel_variables, leaf_layers, patch, undo_patches)
 from gradlint.training import StepRecord, TrainingHistory, measurements_from_history
 
 __all__ = ["GradientCheck"]
@@ -182,19 +182,10 @@ class GradientCheck(keras.callbacks.Callback):
         self.history = history
 
     def _set(self, owner, name, value) -> None:
-        had = name in vars(owner)
-        self._patches.append((owner, name, vars(owner).get(name), had))
-        object.__setattr__(owner, name, value)
+        patch(self._patches, owner, name, value)
 
     def _undo(self, patches) -> None:
-        for owner, name, value, had in reversed(patches):
-            if had:
-                object.__setattr__(owner, name, value)
-            else:
-                try:
-                    object.__delattr__(owner, name)
-                except AttributeError:
-                    pass
+        undo_patches(patches)
 
     def _wrap_activation(self, path, layer, function, name) -> None:
         import tensorflow as tf

@@ -53,6 +53,15 @@ def window_and_channels(layer, input_shape) -> tuple[tuple[int, ...], int] | Non
     return window, channels
 
 
+def receptive_and_strides(layer, shape: tuple) -> tuple[float, float] | None:
+    """A sliding kernel's positions per output (its receptive field) and the product of its
+    strides, as floats; None when the strides are unusable."""
+    strides = window_product(layer.config.get("strides"), len(shape) - 2, 1)
+    if strides is None:
+        return None
+    return float(math.prod(shape[:-2])), strides
+
+
 class ConvolutionFamily(WeightedFamily):
     name = "convolution"
     classes = {**CONVOLUTION, **TRANSPOSED}
@@ -99,11 +108,10 @@ class ConvolutionFamily(WeightedFamily):
         return kernel + (channels // groups, filters)
 
     def fans(self, layer, shape):
-        rank = len(shape) - 2
-        receptive = float(math.prod(shape[:-2]))
-        strides = window_product(layer.config.get("strides"), rank, 1)
-        if strides is None:
+        window = receptive_and_strides(layer, shape)
+        if window is None:
             return None
+        receptive, strides = window
         entries = float(math.prod(shape))
         if layer.class_name in TRANSPOSED:
             return receptive * shape[-1] / strides, receptive * shape[-2], entries

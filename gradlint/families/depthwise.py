@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 
 from gradlint import initializers
-from gradlint.families.convolution import check_window, window_and_channels
+from gradlint.families.convolution import (check_window, receptive_and_strides,
+                                           window_and_channels)
 from gradlint.families.weighted import WeightedFamily, moment_of
 from gradlint.layer_catalog import (MAX_SIZE, MISSING, count, size_of, spatial_output,
-                                    spatial_rank, window_product)
+                                    spatial_rank)
 
 DEPTHWISE = {"DepthwiseConv1D": "depthwise", "DepthwiseConv2D": "depthwise"}
 SEPARABLE = {name: "separable" for name in (
@@ -73,11 +74,10 @@ class DepthwiseFamily(WeightedFamily):
         return kernel + (channels, multiplier) if multiplier is not None else None
 
     def fans(self, layer, shape):
-        rank = len(shape) - 2
-        receptive = float(math.prod(shape[:-2]))
-        strides = window_product(layer.config.get("strides"), rank, 1)
-        if strides is None:
+        window = receptive_and_strides(layer, shape)
+        if window is None:
             return None
+        receptive, strides = window
         return receptive, receptive * float(shape[-1]) / strides, float(math.prod(shape))
 
     def refine(self, layer, node, context, shape, kernel):

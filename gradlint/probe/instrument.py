@@ -45,6 +45,26 @@ def activation_name(function: Any) -> str | None:
     return normalized.name
 
 
+def patch(patches: list, owner: Any, name: str, value: Any) -> None:
+    """Set `owner.name` (bypassing Keras's attribute tracking), recording in `patches` how
+    to undo it."""
+    had = name in vars(owner)
+    patches.append((owner, name, vars(owner).get(name), had))
+    object.__setattr__(owner, name, value)
+
+
+def undo_patches(patches: list) -> None:
+    """Put back, newest first, what `patch` changed: the old value, or no attribute."""
+    for owner, name, value, had in reversed(patches):
+        if had:
+            object.__setattr__(owner, name, value)
+        else:
+            try:
+                object.__delattr__(owner, name)
+            except AttributeError:
+                pass
+
+
 def leaf_layers(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """(path, layer) for every layer that is not a container model, in model order."""
     found = []
@@ -150,19 +170,10 @@ class Instrument:
 
     # -- patching -----------------------------------------------------------------------
     def _set(self, owner, name, value) -> None:
-        had = name in vars(owner)
-        self._patched.append((owner, name, vars(owner).get(name), had))
-        object.__setattr__(owner, name, value)
+        patch(self._patched, owner, name, value)
 
     def restore(self) -> None:
-        for owner, name, value, had in reversed(self._patched):
-            if had:
-                object.__setattr__(owner, name, value)
-            else:
-                try:
-                    object.__delattr__(owner, name)
-                except AttributeError:
-                    pass
+        undo_patches(self._patched)
         self._patched.clear()
 
     def _wrap_call(self, path: str, layer) -> None:
