@@ -83,6 +83,9 @@ class Layer:
     custom: bool = False
     module: str | None = None
     family: Any = None  # its `gradlint.families.Family`, found from the class name
+    # A Keras 3 operation's scalar arguments (`x + 3.0` is an `Add` of one tensor and 3.0),
+    # as (argument position, value).
+    constants: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self):
         if self.family is None:

@@ -214,12 +214,19 @@ def estimate(graph: ModelGraph, source: str = "initializers", mode: str = "train
             coherent_out[source_id] = _settled(coherent_out[source_id] + part)
 
     kernel_squares: list[float | None] = [None] * count
+    readers = graph.consumers()
     for node in graph.nodes:
         forward = forwards[node.id]
         kernel = forward.kernel if forward is not None else None
         if kernel is None:
             continue
         signal_in = signals[node.inputs[0]] if node.inputs else Signal()
+        if _centred(node, readers[node.id], graph, context):
+            # The kernel's gradient sums input x gradient over the batch; against a
+            # gradient that sums to zero there, the input's constant part adds nothing
+            # (MobileNetV3's Rescaling offset of -1 before its first conv and BN put that
+            # conv 2.2 decades high).
+            signal_in = Signal(signal_in.varying, 0.0, 0.0)
         kernel_squares[node.id] = _settled(node.layer.family.kernel_square(
             node, forward, signal_in, gradient_pre[node.id]))
     reference_kernel = kernel_squares[reference] if reference is not None else None
@@ -233,6 +240,16 @@ def estimate(graph: ModelGraph, source: str = "initializers", mode: str = "train
             # Two infinite kernel gradients have no ratio.
             record.kernel_gradient = _root(ratio) if ratio == ratio else None
     return result
+
+
+def _centred(node, readers: list[int], graph, context) -> bool:
+    """Whether the gradient at `node`'s pre-activation sums to zero over the batch: it
+    applies no activation and every reader centres the gradient it hands back."""
+    activation = node.layer.activation
+    if activation is not None and activation.name != "linear" or not readers:
+        return False
+    return all(graph.nodes[reader].layer.family.centres_gradient(graph.nodes[reader], context)
+               for reader in readers)
 
 
 def _settled(value: float) -> float:

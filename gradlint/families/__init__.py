@@ -182,6 +182,12 @@ class Family:
         per-element gradient second moment on its way back; None for other layers."""
         return None
 
+    def centres_gradient(self, node: Node, context: Context) -> bool:
+        """Whether the gradient this layer hands its input sums to zero over the batch, per
+        channel (batch statistics subtract its mean). A kernel right before it then gets
+        nothing from its input's constant part."""
+        return False
+
     def coherent_backward(self, node: Node, backs: list[float], forward: Forward,
                           context: Context) -> list[float]:
         """The coherent part of each input's gradient (see `Forward.coherent`), given the
@@ -220,8 +226,9 @@ class Family:
         count = self.kernel_positions(node, forward)
         coherent = min(forward.coherent_pre, gradient_pre)
         constant = min(signal_in.constant, signal_in.second)
-        return kernel.entries * (count * (signal_in.second * gradient_pre - constant * coherent)
-                                 + count * count * constant * coherent)
+        return kernel.entries * (
+            kernel.coverage * count * (signal_in.second * gradient_pre - constant * coherent)
+            + kernel.coherent_coverage * count * count * constant * coherent)
 
     def kernel_positions(self, node: Node, forward: Forward | None = None) -> float:
         """How many positions share the kernel (the kernel gradient sums over them)."""

@@ -10,10 +10,12 @@ fan_in * E[w^2] and the backward one by filters * E[w^2].
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from gradlint import initializers
-from gradlint.families.convolution import (check_window, receptive_and_strides,
-                                           window_and_channels)
+from gradlint.families import Signal
+from gradlint.families.convolution import (check_window, cover_borders,
+                                           receptive_and_strides, window_and_channels)
 from gradlint.families.weighted import WeightedFamily, moment_of
 from gradlint.layer_catalog import (MAX_SIZE, MISSING, count, size_of, spatial_output,
                                     spatial_rank)
@@ -81,6 +83,7 @@ class DepthwiseFamily(WeightedFamily):
         return receptive, receptive * float(shape[-1]) / strides, float(math.prod(shape))
 
     def refine(self, layer, node, context, shape, kernel):
+        kernel = cover_borders(kernel, layer, node, context)
         if not self.separable(layer):
             return kernel
         pointwise_fan_in = shape[-2] * float(shape[-1])
@@ -95,8 +98,29 @@ class DepthwiseFamily(WeightedFamily):
             return None
         kernel.second_stage = pointwise_fan_in * pointwise[0]
         kernel.second_stage_back = filters * pointwise[0]
-        kernel.entries += pointwise_fan_in * filters
+        kernel.second_stage_entries = pointwise_fan_in * filters
         return kernel
+
+    def kernel_square(self, node, forward, signal_in, gradient_pre):
+        """A separable convolution's two kernels meet different signals: the depthwise
+        kernel its input and the gradient the pointwise stage hands back; the pointwise
+        kernel the depthwise output (fan_in * E[w^2] of the input: about 2 / channels
+        under Glorot, so a small share) and the layer's gradient. Counting every entry at
+        the layer's input and output put Xception's separable kernels ten times too
+        high."""
+        kernel = forward.kernel
+        if not kernel.second_stage_entries:
+            return super().kernel_square(node, forward, signal_in, gradient_pre)
+        back = kernel.second_stage_back
+        depthwise = super().kernel_square(
+            node, replace(forward, coherent_pre=forward.coherent_pre * back), signal_in,
+            gradient_pre * back)
+        gain = kernel.fan_in * kernel.weight
+        between = Signal(signal_in.second * gain, signal_in.mean, signal_in.constant * gain)
+        pointwise = replace(kernel, entries=kernel.second_stage_entries, coverage=1.0,
+                            coherent_coverage=1.0)
+        return depthwise + super().kernel_square(
+            node, replace(forward, kernel=pointwise), between, gradient_pre)
 
 
 FAMILIES = [DepthwiseFamily()]

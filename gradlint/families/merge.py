@@ -19,6 +19,12 @@ from gradlint.families.weighted import settled
 from gradlint.layer_catalog import MAX_SIZE, positions, problem, whole
 
 SUMS = {"Add": "add", "Subtract": "add"}
+# Keras 3 operations with no layer of the same name: `x / 6.0` is a `Divide`.
+QUOTIENTS = {"Divide": "divide", "TrueDivide": "divide"}
+# Keras 1's single `Merge` layer, by its `mode`; a function as the mode, or "cos" (a
+# normalized product), is left to the opaque family.
+KERAS1_MODES = {"sum": "add", "mul": "multiply", "ave": "average", "max": "maximum",
+                "concat": "concatenate", "dot": "dot"}
 
 
 def _channels(shape) -> int | None:
@@ -36,6 +42,32 @@ def _sum(inputs: list[Signal], signs: list[float]) -> Signal:
     return Signal(settled(varying + constant), mean, constant)
 
 
+def _terms(layer, inputs: list[Signal]) -> list[tuple[int, Signal]]:
+    """A sum's terms by argument position: its tensors, and the scalar arguments of a
+    Keras 3 operation (`x + 3.0` shifts the mean by 3) as constant signals."""
+    if not layer.constants:
+        return list(enumerate(inputs))
+    taken = {position for position, _ in layer.constants}
+    free = (position for position in range(len(inputs) + len(taken)) if position not in taken)
+    terms = [(next(free), signal) for signal in inputs]
+    terms += [(position, Signal(value * value, value, value * value))
+              for position, value in layer.constants]
+    return sorted(terms, key=lambda term: term[0])
+
+
+def _constant_factor(layer, kind: str) -> float | None:
+    """What a Keras 3 product or quotient operation with scalar arguments multiplies its
+    one tensor by (`x * (1 / 6)`, `x / 6.0`); None for any other merge."""
+    if not layer.constants or kind not in ("multiply", "divide"):
+        return None
+    factor = math.prod(value for _, value in layer.constants)
+    if kind == "divide":
+        if [position for position, _ in layer.constants] != [1] or factor == 0.0:
+            return None  # a constant divided by the tensor is not a scaling
+        factor = 1.0 / factor
+    return factor if math.isfinite(factor) else None
+
+
 def _broadcast(node, index: int) -> float:
     """How many output positions one element of input `index` was broadcast to."""
     shape = node.input_shapes[index] if index < len(node.input_shapes) else None
@@ -48,24 +80,36 @@ def _broadcast(node, index: int) -> float:
 
 class MergeFamily(Family):
     name = "merge"
-    classes = {**SUMS, "Average": "average", "Multiply": "multiply", "Maximum": "maximum",
-               "Minimum": "maximum", "Concatenate": "concatenate", "Dot": "dot"}
+    classes = {**SUMS, **QUOTIENTS, "Average": "average", "Multiply": "multiply",
+               "Maximum": "maximum", "Minimum": "maximum", "Concatenate": "concatenate",
+               "Dot": "dot"}
+
+    def covers(self, class_name, config):
+        return class_name in self.classes or (
+            class_name == "Merge" and isinstance(config.get("mode"), str)
+            and config["mode"] in KERAS1_MODES)
+
+    def kind_of_layer(self, class_name, config):
+        if class_name.rsplit(">", 1)[-1] == "Merge":
+            return KERAS1_MODES.get(config.get("mode"), "add")
+        return super().kind_of_layer(class_name, config)
 
     def kind_of(self, layer) -> str:
-        return self.classes.get(layer.class_name.rsplit(">", 1)[-1], "add")
+        return self.kind_of_layer(layer.class_name, layer.config)
 
     def check_config(self, class_name, config):
-        if class_name == "Concatenate":
+        if self.kind_of_layer(class_name, config) == "concatenate":
             axis = config.get("axis", -1)
             number = axis if type(axis) is int else whole(axis)
             if number is None or abs(number) > MAX_SIZE:
                 raise problem("axis", "a whole number", axis)
 
     def sums(self, layer) -> bool:
-        return self.kind_of(layer) == "add"
+        # `x + 3.0` shifts a tensor; it joins no two routes
+        return self.kind_of(layer) == "add" and not layer.constants
 
     def multiplies(self, layer) -> bool:
-        return self.kind_of(layer) == "multiply"
+        return self.kind_of(layer) == "multiply" and not layer.constants
 
     def output_shape(self, layer, inputs):
         first = inputs[0] if inputs else None
@@ -92,10 +136,20 @@ class MergeFamily(Family):
         kind = self.kind_of(node.layer)
         if not inputs:
             return Forward(Signal())
+        factor = _constant_factor(node.layer, kind)
+        if factor is not None and len(inputs) == 1:
+            signal = inputs[0]
+            return Forward(Signal(settled(signal.second * factor * factor),
+                                  signal.mean * factor,
+                                  settled(signal.constant * factor * factor)))
+        if kind == "divide":
+            return Forward(inputs[0], passed_through=True)
         if kind == "add":
-            signs = [-1.0 if node.layer.class_name.endswith("Subtract") and i else 1.0
-                     for i in range(len(inputs))]
-            return Forward(_sum(inputs, signs))
+            terms = _terms(node.layer, inputs)
+            subtract = node.layer.class_name.endswith("Subtract")
+            return Forward(_sum([term for _, term in terms],
+                                [-1.0 if subtract and position else 1.0
+                                 for position, _ in terms]))
         if kind == "average":
             total = _sum(inputs, [1.0] * len(inputs))
             n = float(len(inputs))
@@ -133,6 +187,9 @@ class MergeFamily(Family):
 
     def backward(self, node, gradient, gradient_pre, inputs, forward, context):
         kind = self.kind_of(node.layer)
+        factor = _constant_factor(node.layer, kind)
+        if factor is not None and len(node.inputs) == 1:
+            return [settled(gradient * factor * factor)]
         if kind in ("multiply", "dot"):
             seconds = [s.second for s in inputs]
             backs = []

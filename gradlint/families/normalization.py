@@ -131,6 +131,9 @@ class NormalizationFamily(Family):
         return Forward(Signal(settled(gamma + beta), beta_mean,
                               max(gamma * share + beta, beta_mean * beta_mean)))
 
+    def centres_gradient(self, node, context):
+        return self.batch_statistics(node.layer) and not self._inference(node.layer, context)
+
     def coherent_backward(self, node, backs, forward, context):
         # The coherent part that adds up in a kernel's gradient is the one shared by the
         # whole batch (each sample's own sums to nothing over the batch); batch statistics

@@ -39,9 +39,14 @@ class Kernel:
     fan_out: float = 1.0
     entries: float = 1.0
     second_stage: float = 1.0  # separable convolutions: pointwise fan_in * E[w^2]
-    second_stage_back: float = 1.0
+    second_stage_back: float = 1.0  # and filters * E[w^2]
+    second_stage_entries: float = 0.0  # and the pointwise kernel's entries
     weight_mean: float = 0.0
     bias_mean: float = 0.0
+    # The share of the kernel gradient's (position, tap) terms that meet a real input, and
+    # the same for its coherent part (`gradlint.families.convolution.border_coverage`).
+    coverage: float = 1.0
+    coherent_coverage: float = 1.0
 
 
 def settled(value: float) -> float:

@@ -131,6 +131,24 @@ def keras1_config(class_name: str, config: dict) -> dict:
     return translated
 
 
+OPERATION_MODULES = ("keras.src.ops.", "keras.ops.")
+
+
+def _constants(entry: dict) -> tuple[tuple[int, float], ...]:
+    """A Keras 3 operation's finite scalar arguments in its first call, by position (the
+    `3.0` of `x + 3.0`); () for a layer."""
+    module = entry.get("module")
+    calls = entry.get("inbound_nodes")
+    if not (isinstance(module, str) and module.startswith(OPERATION_MODULES)) or \
+            not isinstance(calls, list) or not calls or not isinstance(calls[0], dict):
+        return ()
+    args = calls[0].get("args")
+    if not isinstance(args, list):
+        return ()
+    return tuple((position, float(value)) for position, value in enumerate(args)
+                 if type(value) in (int, float) and math.isfinite(value))
+
+
 def make_layer(entry: dict, path: str, notes: list[str] | None = None) -> Layer:
     """Describe one serialized layer (never instantiating it). Raises `ModelReadError` for a
     configuration value the graph or the estimate cannot use; initializers that are not
@@ -146,7 +164,7 @@ def make_layer(entry: dict, path: str, notes: list[str] | None = None) -> Layer:
         raise ModelReadError(f"layer '{path}': {error}") from None
     custom = family.unknown_class(class_name, config) or _is_custom(entry)
     layer = Layer(path=path, class_name=class_name, kind=kind, config=config, custom=custom,
-                  module=entry.get("module"), family=family)
+                  module=entry.get("module"), family=family, constants=_constants(entry))
     inner_entry = None
     if class_name in ("Bidirectional", "TimeDistributed"):
         inner_entry = config.get("layer")
