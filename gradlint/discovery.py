@@ -1,5 +1,8 @@
-"""Finding the model files to lint: files named on the command line, and `*.keras`, `*.h5`,
-`*.hdf5` below directories, minus excluded globs and what `.gitignore` files ignore."""
+"""Finding the model files to lint: files named on the command line, and below directories
+`*.keras`, `*.h5`, `*.hdf5`, the `*.json` files that look like `model.to_json()` (their
+first bytes name a "class_name" and a "config") and SavedModel directories (those with a
+`keras_metadata.pb`, not searched further), minus excluded globs and what `.gitignore`
+files ignore. As in ruff, a file named on the command line is always read."""
 
 from __future__ import annotations
 
@@ -10,7 +13,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+JSON_SUFFIX = ".json"
 WEIGHTS_ONLY_SUFFIXES = (".weights.h5", ".weights.hdf5")
+SAVED_MODEL_METADATA = "keras_metadata.pb"
+SAVED_MODEL_GRAPH = "saved_model.pb"
 
 
 @dataclass
@@ -178,6 +184,22 @@ def _not_a_tree_file(path: str, tree: str) -> str | None:
     return None
 
 
+def _is_keras_json(path: str) -> bool:
+    """Whether a `.json` file found in a search opens like `model.to_json()` (only its first
+    few kilobytes are read; a regular file only, checked by the caller)."""
+    from gradlint.readers.json_architecture import SNIFF_BYTES, looks_like_keras_json
+
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return False
+            head = handle.read(SNIFF_BYTES)
+    except OSError:
+        return False
+    return looks_like_keras_json(head)
+
+
 def discover(paths: list[str], *, exclude: list[str], root: str,
              respect_gitignore: bool = True) -> Discovery:
     result = Discovery()
@@ -190,8 +212,9 @@ def discover(paths: list[str], *, exclude: list[str], root: str,
         if not stat.S_ISDIR(mode):
             result.explicit.append(path)  # the reader says what a FIFO or a device is
             continue
-        if os.path.exists(os.path.join(path, "saved_model.pb")):
-            result.explicit.append(path)  # the reader reports the unsupported format
+        if os.path.exists(os.path.join(path, SAVED_MODEL_GRAPH)) or \
+                os.path.exists(os.path.join(path, SAVED_MODEL_METADATA)):
+            result.explicit.append(path)  # a SavedModel: the directory is the model
             continue
         gitignore = GitIgnore(path) if respect_gitignore else None
         if gitignore is not None and gitignore.ignored(path, True):
@@ -207,9 +230,26 @@ def discover(paths: list[str], *, exclude: list[str], root: str,
                 name for name in subdirectories
                 if not is_excluded(os.path.join(directory, name), exclude, root)
                 and not (gitignore and gitignore.ignored(os.path.join(directory, name), True)))
+            if directory != path and (SAVED_MODEL_METADATA in files
+                                      or SAVED_MODEL_GRAPH in files):
+                # A SavedModel: the directory is one model, and nothing inside it is another.
+                subdirectories[:] = []
+                if SAVED_MODEL_METADATA not in files:
+                    result.skipped.append(f"{directory}: a TensorFlow SavedModel without "
+                                          f"{SAVED_MODEL_METADATA} (no Keras configuration), "
+                                          "skipped")
+                    continue
+                refused = _not_a_tree_file(os.path.join(directory, SAVED_MODEL_METADATA), tree)
+                if refused:
+                    result.skipped.append(f"{directory}: its {SAVED_MODEL_METADATA} is "
+                                          f"{refused}, skipped")
+                    continue
+                found_here.append(directory)
+                continue
             for name in sorted(files):
                 full = os.path.join(directory, name)
-                if not name.lower().endswith(MODEL_SUFFIXES):
+                is_json = name.lower().endswith(JSON_SUFFIX)
+                if not is_json and not name.lower().endswith(MODEL_SUFFIXES):
                     continue
                 if is_excluded(full, exclude, root) or (gitignore and gitignore.ignored(full, False)):
                     continue
@@ -218,7 +258,10 @@ def discover(paths: list[str], *, exclude: list[str], root: str,
                     continue
                 refused = _not_a_tree_file(full, tree)
                 if refused:
-                    result.skipped.append(f"{full}: {refused}, skipped")
+                    if not is_json:  # any other JSON file is no model: no note
+                        result.skipped.append(f"{full}: {refused}, skipped")
+                    continue
+                if is_json and not _is_keras_json(full):
                     continue
                 found_here.append(full)
         if not found_here:

@@ -37,6 +37,9 @@ class WeightStats:
     zero_fraction: float
     finite: bool
     nonfinite_count: int = 0
+    # Where the tensor is stored: its HDF5 dataset's path in the weights file, so that
+    # `gradlint fix` rewrites exactly that dataset.
+    dataset: str | None = field(default=None, compare=False)
 
     @property
     def size(self) -> int:
@@ -50,6 +53,11 @@ class WeightStats:
         return self.std * self.std + self.mean * self.mean
 
 
+# Optimizers whose steps are invariant to rescaling the gradient (by their lower-case names).
+ADAPTIVE_OPTIMIZERS = frozenset({"adam", "adamw", "adamax", "nadam", "rmsprop", "adagrad",
+                                 "adadelta", "adafactor", "lion", "lamb"})
+
+
 @dataclass
 class TrainingConfig:
     """What the saved compile configuration says about the optimizer and the loss."""
@@ -61,10 +69,21 @@ class TrainingConfig:
     clipvalue: float | None = None
     global_clipnorm: float | None = None
     loss: Any = None
+    # The saved optimizer configuration as stored, wrapper included (a LossScaleOptimizer's
+    # `inner_optimizer`, Keras 3's `loss_scale_factor`): what GL405 reads.
+    optimizer_config: Any = field(default=None, repr=False, compare=False)
 
     @property
     def clips_gradients(self) -> bool:
         return any(value for value in (self.clipnorm, self.clipvalue, self.global_clipnorm))
+
+    @property
+    def adapts_step_sizes(self) -> bool:
+        """Whether the optimizer divides each parameter's step by its own gradient's running
+        scale (Adam and its kin), so that a gradient uniformly smaller by some factor still
+        takes steps of the usual size (Kingma & Ba 2015, section 2.1)."""
+        name = (self.optimizer or "").lower().replace("_", "")
+        return name in ADAPTIVE_OPTIMIZERS
 
 
 @dataclass

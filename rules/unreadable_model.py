@@ -4,7 +4,7 @@
 A file named on the command line (or found in a directory) that gradlint cannot read: a
 truncated or corrupted archive, a zip without `config.json`, invalid JSON, a configuration
 that is not a model, an HDF5 file without a model in it, an empty file, or a format gradlint
-does not read (a TensorFlow SavedModel directory).
+does not read (a TensorFlow SavedModel without `keras_metadata.pb`).
 
 ## Why it matters
 A model that cannot be read cannot be checked, and a CI gate that silently skipped it would

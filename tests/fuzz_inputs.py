@@ -469,6 +469,7 @@ CLASS_WEIGHTS = {
     "hdf5-corrupt": 5,
     "config-field": 8,
     "file-name": 1,
+    "other-format": 1,
 }
 
 
@@ -1082,6 +1083,77 @@ def gen_file_name(fz: Fuzzer, rng: random.Random, workdir: str, variant: str) ->
     return Spec([arg], "good", f"{os.path.basename(base)} as {path!r}")
 
 
+def _protobuf_field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protocol buffer field."""
+    def varint(value: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((value & 0x7F) | (0x80 if value > 0x7F else 0))
+            value >>= 7
+            if not value:
+                return bytes(out)
+
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def saved_metadata(config: dict, keras_version: str = "2.15.0") -> bytes:
+    """A tf.keras `keras_metadata.pb` for a model configuration: the root node (path "root")
+    with the metadata JSON tf-keras writes (class, config, model_config, keras_version), and
+    the version tf-keras gives each node."""
+    metadata = {"name": config.get("config", {}).get("name", "model"),
+                "class_name": config.get("class_name"), "config": config.get("config"),
+                "model_config": {"class_name": config.get("class_name"),
+                                 "config": config.get("config")},
+                "keras_version": keras_version, "backend": "tensorflow"}
+    node = (_protobuf_field(3, b"root") + _protobuf_field(4, b"_tf_keras_network")
+            + _protobuf_field(5, json.dumps(metadata).encode()) + _protobuf_field(6, b"\x08\x02\x10\x01"))
+    return _protobuf_field(1, node)
+
+
+def gen_other_format(fz: Fuzzer, rng: random.Random, workdir: str, variant: str) -> Spec:
+    """The formats read beside the archives and HDF5 files: `model.to_json()` text (under a
+    .json or an .h5 name) and SavedModel directories (their keras_metadata.pb encoded from a
+    real model's configuration, without TensorFlow), whole or cut, flipped or lying."""
+    source = fz.pick(rng, formats=("keras2", "h5"))
+    config = read_config(source)
+    if variant.startswith("json"):
+        text = json.dumps({**config, "keras_version": "2.15.0", "backend": "tensorflow"})
+        data = text.encode()
+        expect = "good"
+        if variant == "json-truncated":
+            data, expect = data[:rng.randrange(1, len(data))], "bad"
+        elif variant == "json-flipped":
+            data = bytearray(data)
+            for _ in range(rng.randint(1, 8)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            data, expect = bytes(data), "any"
+        path = os.path.join(workdir, "model.h5" if variant == "json-named-h5" else
+                            "model.json")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        return Spec([path], expect, f"to_json of {os.path.basename(source)} ({variant})")
+    directory = os.path.join(workdir, "exported")
+    os.makedirs(os.path.join(directory, "variables"))
+    with open(os.path.join(directory, "saved_model.pb"), "wb") as handle:
+        handle.write(b"\x08\x01")
+    data = saved_metadata(config)
+    expect = "good"
+    if variant == "savedmodel-truncated":
+        data, expect = data[:rng.randrange(1, len(data))], "bad"
+    elif variant == "savedmodel-flipped":
+        data = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        data, expect = bytes(data), "any"
+    elif variant == "savedmodel-lying-length":
+        data, expect = data[:1] + b"\xff\xff\xff\xff\x0f" + data[3:], "bad"
+    with open(os.path.join(directory, "keras_metadata.pb"), "wb") as handle:
+        handle.write(data)
+    if variant == "savedmodel-in-dir":
+        return Spec([workdir], "good", f"a SavedModel of {os.path.basename(source)}, searched")
+    return Spec([directory], expect, f"a SavedModel of {os.path.basename(source)} ({variant})")
+
+
 GENERATORS: dict[str, tuple[Callable, tuple[str, ...]]] = {
     "polyglot": (gen_polyglot, ("zip-first-as-h5", "zip-first-as-keras", "h5-first-as-keras",
                                 "h5-first-as-h5")),
@@ -1108,6 +1180,10 @@ GENERATORS: dict[str, tuple[Callable, tuple[str, ...]]] = {
         "layer-name", "type-swap", "deep-dicts", "layer-name")),
     "file-name": (gen_file_name, tuple(f"{kind}@{where}" for kind in HOSTILE_FILE_NAMES
                                        for where in ("named", "in-dir", "dir-name"))),
+    "other-format": (gen_other_format, ("json", "savedmodel", "json-named-h5",
+                                        "savedmodel-truncated", "json-truncated",
+                                        "savedmodel-flipped", "json-flipped",
+                                        "savedmodel-lying-length", "savedmodel-in-dir")),
 }
 CLASSES = tuple(GENERATORS)
 assert set(CLASSES) == set(CLASS_WEIGHTS)

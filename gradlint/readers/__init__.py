@@ -1,7 +1,9 @@
 """Readers: one per file format, each producing a `ModelGraph`. `read_model` decides the format
 once, from the file's bytes, and refuses a file whose bytes or name leave it in doubt: Keras
 picks its loader by the name, so a file that gradlint read as one format must never be
-loaded as another."""
+loaded as another. (A `model.to_json()` architecture under an `.h5` name is read, with a
+note: no Keras loader reads a different model from it. A SavedModel is a directory, found by
+its `keras_metadata.pb`.)"""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ LFS_POINTER = b"version https://git-lfs"
 
 KERAS_ARCHIVE = "keras archive"
 HDF5 = "HDF5"
+JSON_ARCHITECTURE = "JSON architecture"
 # The format each extension asks Keras's loader for.
 EXTENSION_FORMATS = {".keras": KERAS_ARCHIVE, ".h5": HDF5, ".hdf5": HDF5}
 # Where HDF5 looks for its signature: offset 0, then 512, 1024, 2048, ... (a user block).
@@ -71,8 +74,14 @@ def _starts_a_stored_member(handle, offset: int) -> bool:
     return False
 
 
+def _opens_json_object(head: bytes) -> bool:
+    from gradlint.readers.json_architecture import looks_like_json_object
+
+    return looks_like_json_object(head)
+
+
 def detect_format(path: str, *, allow_ambiguous: bool = False) -> str:
-    """The file's format from its bytes: `KERAS_ARCHIVE` or `HDF5`.
+    """The file's format from its bytes: `KERAS_ARCHIVE`, `HDF5` or `JSON_ARCHITECTURE`.
 
     Opens only a regular file (a FIFO would block, a device never ends) and refuses a file
     that is both a zip and an HDF5 file, or whose extension names the other format, unless
@@ -113,11 +122,15 @@ def detect_format(path: str, *, allow_ambiguous: bool = False) -> str:
         found = KERAS_ARCHIVE
     elif hdf5_at is not None:
         found = HDF5
+    elif _opens_json_object(head):
+        # model.to_json(): no loader of Keras reads it as another model, whatever its name.
+        return JSON_ARCHITECTURE
     elif path.endswith(".pb") or head[:1] == b"\x08":
         raise UnsupportedFormat("a TensorFlow protobuf graph is not supported")
     else:
-        raise UnsupportedFormat("not a Keras model file: expected a .keras archive (zip) or a "
-                                "full-model HDF5 file")
+        raise UnsupportedFormat("not a Keras model file: expected a .keras archive (zip), a "
+                                "full-model HDF5 file, a model.to_json() architecture or a "
+                                "SavedModel directory")
     extension = os.path.splitext(path)[1].lower()
     named = EXTENSION_FORMATS.get(extension)
     if named is not None and named != found and not allow_ambiguous:
@@ -131,13 +144,25 @@ def detect_format(path: str, *, allow_ambiguous: bool = False) -> str:
 
 def read_model(path: str, *, read_weights: bool = True, limits: Limits = DEFAULT_LIMITS,
                allow_ambiguous: bool = False) -> ModelGraph:
-    """Read a saved Keras model. Raises `ModelReadError` with a clear message otherwise."""
+    """Read a saved Keras model: a file, or a SavedModel directory (named by the directory
+    or by its `saved_model.pb` or `keras_metadata.pb`). Raises `ModelReadError` with a clear
+    message otherwise."""
+    from gradlint.readers import savedmodel
+
     if os.path.isdir(path):
-        if os.path.exists(os.path.join(path, "saved_model.pb")):
-            raise UnsupportedFormat("a TensorFlow SavedModel directory is not supported; save "
-                                    "the model with model.save('model.keras')")
+        if savedmodel.is_saved_model(path):
+            return savedmodel.read(path, read_weights=read_weights, limits=limits)
         raise UnsupportedFormat("a directory is not a model file")
+    directory = os.path.dirname(path) or "."
+    if os.path.basename(path) in savedmodel.MEMBER_FILES and savedmodel.is_saved_model(directory) \
+            and os.path.isfile(path):
+        # The SavedModel is its directory: either file of it names the whole model.
+        return savedmodel.read(directory, read_weights=read_weights, limits=limits)
     found = detect_format(path, allow_ambiguous=allow_ambiguous)
+    if found == JSON_ARCHITECTURE:
+        from gradlint.readers import json_architecture
+
+        return json_architecture.read(path, read_weights=read_weights, limits=limits)
     if found == KERAS_ARCHIVE:
         from gradlint.readers import keras_archive
 

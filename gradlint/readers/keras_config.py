@@ -108,6 +108,10 @@ OUTPUT_DIM_CLASSES = frozenset({"Embedding"})
 def keras1_config(class_name: str, config: dict) -> dict:
     """A Keras 1 layer configuration under the Keras 2 keys the families read; any other
     configuration unchanged. Keys already present win."""
+    if class_name.rsplit(">", 1)[-1] == "Merge" and "concat_axis" in config \
+            and "axis" not in config:
+        # Keras 1's Merge(mode="concat") joins along `concat_axis`.
+        config = dict(config, axis=config["concat_axis"])
     if not any(key in config for key in ("nb_filter", "nb_row", "output_dim", "init",
                                           "border_mode", "subsample", "dim_ordering")):
         return config
@@ -407,6 +411,9 @@ class _GraphBuilder:
                 if current is None:
                     current = self._input_node(item, path)
                 continue
+            if item.get("class_name") == "Merge" and isinstance(item_config.get("layers"), list):
+                current = self._add_keras1_merge(item, item_config, prefix, path, current)
+                continue
             if current is None:
                 shape = None
                 for source, key in ((item_config, "batch_input_shape"),
@@ -430,6 +437,29 @@ class _GraphBuilder:
         if current is None:
             raise ModelReadError("the Sequential model has no layers")
         return [current]
+
+    def _add_keras1_merge(self, item: dict, item_config: dict, prefix: str, path: str,
+                          current: int | None) -> int:
+        """Keras 1's `Merge([left, right], mode=...)` in a Sequential model: each branch (a
+        model or a layer) reads the model's input, or an input of its own, and the Merge
+        combines their outputs. Keras 1 saved the branches' layers by their own names, as
+        if the model were flat, and so are their paths here."""
+        sources = []
+        for branch in item_config["layers"]:
+            if not isinstance(branch, dict):
+                continue
+            inputs = [current] if current is not None else None
+            if _is_model(branch):
+                outputs = self._add_model(branch, prefix, inputs)
+            else:
+                outputs = self.add_sequential({"class_name": "Sequential",
+                                               "config": {"layers": [branch]}}, prefix, inputs)
+            sources.extend(outputs[:1])
+        if not sources:
+            raise ModelReadError(f"layer '{path}': a Keras 1 Merge of no branches")
+        merge = dict(item, config={key: value for key, value in item_config.items()
+                                   if key != "layers"})
+        return self.new_node(self.layer(merge, path), sources, [None] * len(sources))
 
     def _add_model(self, entry: dict, prefix: str, inputs: list[int]) -> list[int]:
         if _is_sequential(entry):
@@ -599,7 +629,7 @@ def parse_training(optimizer: Any, loss: Any) -> TrainingConfig | None:
     left out."""
     if optimizer is None and loss is None:
         return None
-    training = TrainingConfig(loss=loss)
+    training = TrainingConfig(loss=loss, optimizer_config=optimizer)
     if isinstance(optimizer, str):
         training.optimizer = optimizer
     elif isinstance(optimizer, dict):
@@ -611,6 +641,7 @@ def parse_training(optimizer: Any, loss: Any) -> TrainingConfig | None:
             if isinstance(inner, dict):
                 nested = parse_training(inner, loss)
                 if nested is not None:
+                    nested.optimizer_config = optimizer
                     return nested
             rate = config.get("learning_rate", config.get("lr"))
             training.learning_rate, training.learning_rate_schedule = _learning_rate(rate)

@@ -2,6 +2,16 @@
 
 Statistics are computed in chunks, so a 400 MB kernel never sits in memory whole, and the
 archive's weights member is read in place at its offset inside the zip file.
+
+The archive's ``model.weights.h5`` has three layouts, by the Keras that wrote it (its
+``saving_lib``): ``layers/<class key>/vars/<n>`` (Keras 3, tf-keras 2.15 and later);
+``_layer_checkpoint_dependencies/<class key>/vars/<n>`` (Keras 2.12-2.14, which walked the
+model's attributes in `dir()` order and so reached its layers through that dict first; 2.12
+and 2.13 also counted each weighted layer twice in the keys, ``dense``, ``dense_2``, ...);
+and either of them written on Windows, where tf-keras joined the group path with
+`os.path.join`, so the file's root holds groups named ``layers\\dense`` instead of nested
+groups. A tensor that matches no layer of the configuration is never dropped silently: the
+graph gets a note, and a file none of whose tensors match is read as having no weights.
 """
 
 from __future__ import annotations
@@ -148,7 +158,7 @@ def tensor_stats(dataset: Any, role: str, raw: tuple[str, int] | None = None,
     for extent in shape:
         size *= extent
     if size == 0 or dataset.dtype.kind not in "fiub":
-        return WeightStats(role, shape, 0.0, 0.0, 0.0, True)
+        return WeightStats(role, shape, 0.0, 0.0, 0.0, True, dataset=_name(dataset))
     count = 0
     mean = 0.0
     squares = 0.0  # sum of squared deviations from the mean (Chan et al.'s parallel form)
@@ -195,7 +205,15 @@ def tensor_stats(dataset: Any, role: str, raw: tuple[str, int] | None = None,
     variance = squares / count if count else 0.0
     return WeightStats(role=role, shape=shape, mean=mean, std=max(variance, 0.0) ** 0.5,
                        zero_fraction=zeros / size, finite=nonfinite == 0,
-                       nonfinite_count=nonfinite)
+                       nonfinite_count=nonfinite, dataset=_name(dataset))
+
+
+def _name(dataset: Any) -> str | None:
+    """The dataset's path in its HDF5 file, for `gradlint fix`."""
+    try:
+        return str(dataset.name)
+    except Exception:  # an anonymous or broken dataset: nothing to rewrite
+        return None
 
 
 def _roles(layer: Layer, count_2d: int) -> list[str]:
@@ -209,6 +227,86 @@ def _layers_by_path(graph: ModelGraph) -> dict[str, list[Layer]]:
     return result
 
 
+# The group that holds a model's layers, by the Keras that wrote the file.
+LAYER_CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
+# Top-level groups of the weights file that hold no layer's weights.
+NOT_LAYER_STATE = frozenset({"optimizer", "metrics", "compiled_metrics", "compiled_loss",
+                             "loss", "_metrics"})
+
+
+class JoinedPaths:
+    """One level of the group tree that tf-keras meant to write on Windows: there it named
+    each group by its whole path joined with backslashes (``layers\\sequential\\layers\\dense``,
+    all at the root). Reads like an h5py group: `keys`, `get`, `[]`, `attrs`."""
+
+    def __init__(self, group: Any = None):
+        self.group = group  # the real group stored under this path, if any
+        self.children: dict[str, Any] = {}
+
+    def keys(self) -> list[str]:
+        names = list(self.children)
+        if self.group is not None:
+            names += [key for key in self.group.keys() if key not in self.children]
+        return names
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self.children:
+            return self.children[key]
+        if self.group is not None and key in self.group:
+            return self.group[key]
+        return default
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    @property
+    def attrs(self) -> Any:
+        return self.group.attrs if self.group is not None else {}
+
+
+def joined_paths(root: Any) -> Any:
+    """`root` itself, or, when its group names hold backslashes (a file tf-keras wrote on
+    Windows), a `JoinedPaths` tree of the groups those names stand for."""
+    import h5py
+
+    names = list(root.keys())
+    if not any("\\" in name for name in names):
+        return root
+    tree = JoinedPaths(root)
+    tree.children = {}
+    for name in names:
+        parts = [part for part in name.split("\\") if part] or [name]
+        node = tree
+        for part in parts[:-1]:
+            child = node.children.get(part)
+            if not isinstance(child, JoinedPaths):
+                child = node.children[part] = JoinedPaths()
+            node = child
+        item = root[name]
+        existing = node.children.get(parts[-1])
+        if isinstance(item, h5py.Group) and isinstance(existing, JoinedPaths):
+            if existing.group is None:
+                existing.group = item
+        elif isinstance(item, h5py.Group):
+            node.children[parts[-1]] = JoinedPaths(item)
+        elif existing is None:
+            node.children[parts[-1]] = item
+    tree.group = None  # every name at the root is in `children`
+    return tree
+
+
+def _is_group(node: Any) -> bool:
+    import h5py
+
+    return isinstance(node, (h5py.Group, JoinedPaths))
+
+
 def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
@@ -218,7 +316,7 @@ def _datasets_in_order(group: Any) -> list[tuple[str, Any]]:
     import h5py
 
     found: list[tuple[str, Any]] = []
-    if not isinstance(group, h5py.Group):  # a dataset where Keras writes a layer's group
+    if not _is_group(group):  # a dataset where Keras writes a layer's group
         return found
 
     def walk(node: Any, prefix: str) -> None:
@@ -246,9 +344,12 @@ def snake_case(name: str, keras2: bool) -> str:
 
 
 def _assign(layers: list[Layer], datasets: list[tuple[str, Any]],
-            raw: tuple[str, int] | None = None, budget: Any = None) -> None:
+            raw: tuple[str, int] | None = None, budget: Any = None,
+            assigned: set | None = None) -> None:
     if not layers:
         return
+    if assigned is not None:
+        assigned.update(dataset.name for _, dataset in datasets)
     layer = layers[0]
     roles = _roles(layer, 0)
     stats = []
@@ -271,6 +372,7 @@ def detach_archive_weights(graph: ModelGraph, root: Any,
     named by its place in the file, so its weights can still be checked."""
     import h5py
 
+    root = joined_paths(root)
     groups: dict[str, list[tuple[str, Any]]] = {}
 
     def walk(node: Any, path: str) -> None:
@@ -280,12 +382,15 @@ def detach_archive_weights(graph: ModelGraph, root: Any,
                 if path.endswith("/vars") or path == "vars":
                     owner = path[:-len("/vars")] if path.endswith("/vars") else graph.name
                     groups.setdefault(owner, []).append((key, item))
-            elif key != "optimizer" or path:
+            elif _is_group(item) and (key not in NOT_LAYER_STATE or path):
                 walk(item, f"{path}/{key}" if path else key)
 
     walk(root, "")
     for owner, datasets in groups.items():
-        path = owner.replace("layers/", "").strip("/") or graph.name
+        path = owner
+        for container in LAYER_CONTAINERS:
+            path = path.replace(container + "/", "")
+        path = path.strip("/") or graph.name
         layer = Layer(path=path, class_name="?", kind="unknown", config={})
         stats = []
         kernels = 0
@@ -302,21 +407,87 @@ def detach_archive_weights(graph: ModelGraph, root: Any,
 
 def attach_archive_weights(graph: ModelGraph, root: Any, model_config: dict, keras2: bool,
                            raw: tuple[str, int] | None = None, budget: Any = None) -> None:
-    """Keras 3 / tf-keras archive layout: ``layers/<class key>/vars/<n>``, nested models under
-    ``layers/<key>/layers/...``. Layers are found by the ``name`` attribute Keras 3.6+ writes on
-    each ``vars`` group, and by class order where it is missing."""
+    """The archive layouts (module docstring): layers are found by the ``name`` attribute
+    Keras 3.6+ writes on each ``vars`` group, and by class order where it is missing.
+    Tensors that match no layer are noted (`_note_unmapped`)."""
+    joined = joined_paths(root)
     by_path = _layers_by_path(graph)
-    _attach_container(root, model_config, "", by_path, keras2, raw, budget)
+    assigned: set[str] = set()
+    _attach_container(joined, model_config, "", by_path, keras2, raw, budget, assigned)
     graph.weights_read = True
+    _note_unmapped(graph, root, joined, assigned)
+
+
+def _layer_tensors(root: Any) -> list[str]:
+    """The names of the tensors in the file that belong to layers: all but the optimizer's
+    and the metrics' state (one pass of HDF5's own visit: no Python object per item)."""
+    import h5py
+
+    found: list[str] = []
+
+    def visit(name: bytes, info) -> None:
+        if info.type == h5py.h5o.TYPE_DATASET:
+            text = name.decode("utf-8", "surrogateescape")
+            if text.split("/", 1)[0] not in NOT_LAYER_STATE:
+                found.append("/" + text)
+
+    group = root.group if isinstance(root, JoinedPaths) else root
+    if group is None:
+        return found
+    h5py.h5o.visit(group.id, visit, info=True)
+    return found
+
+
+def _note_unmapped(graph: ModelGraph, root: Any, joined: Any, assigned: set[str]) -> None:
+    """Say which stored tensors match no layer, so that neither `params` nor the
+    stored-weights estimate is silently short of them; a file none of whose tensors match is
+    read as holding no weights. `joined` is `root` as `joined_paths` reads it."""
+    tensors = _layer_tensors(root)
+    unmapped = [name for name in tensors if name not in assigned]
+    if not unmapped:
+        return
+    containers = [key for key in LAYER_CONTAINERS if key in joined]
+    layout = (f"its layers are under '{containers[0]}/'" if containers else
+              "it has no 'layers/' group")
+    where = "Windows backslash paths, " if isinstance(joined, JoinedPaths) else ""
+    first = unmapped[0].lstrip("/")
+    if len(unmapped) == len(tensors):
+        graph.weights_read = False
+        graph.notes.append(
+            f"stored weights not mapped: none of the {len(tensors)} weight tensors in "
+            f"model.weights.h5 ({where}{layout}; first '{first}') matches a layer of the "
+            "configuration, so the weights were not read; estimates use the initializers only")
+        return
+    graph.notes.append(
+        f"stored weights not mapped: {len(unmapped)} of {len(tensors)} weight tensors in "
+        f"model.weights.h5 ({where}{layout}; first '{first}') match no layer of the "
+        "configuration; params and the stored-weights estimate leave them out (those layers "
+        "keep their initializers)")
+
+
+def _numbered(key: str, class_key: str) -> int | None:
+    """The number of a container key for `class_key` (``dense`` 0, ``dense_4`` 4), or None
+    for another class's key."""
+    if key == class_key:
+        return 0
+    if key.startswith(class_key + "_") and key[len(class_key) + 1:].isdigit():
+        return int(key[len(class_key) + 1:])
+    return None
 
 
 def _attach_container(group: Any, model_entry: dict, prefix: str,
                       by_path: dict[str, list[Layer]], keras2: bool,
-                      raw: tuple[str, int] | None = None, budget: Any = None) -> None:
-    import h5py
-
-    container = group.get("layers") if isinstance(group, h5py.Group) else None
-    if not isinstance(container, h5py.Group):
+                      raw: tuple[str, int] | None = None, budget: Any = None,
+                      assigned: set | None = None) -> None:
+    container = None
+    container_name = None
+    if _is_group(group):
+        for container_name in LAYER_CONTAINERS:
+            container = group.get(container_name)
+            if _is_group(container):
+                break
+            container = None
+    if container is None:
         return
     # Each h5py lookup costs about 0.07 ms: look every member up once.
     members = {key: container[key] for key in container.keys()}
@@ -327,6 +498,10 @@ def _attach_container(group: Any, model_entry: dict, prefix: str,
             with uninterruptible(ATTRIBUTE_SECONDS, SMALL_ATTRIBUTE_MEMORY):
                 value = vars_group.attrs["name"]
             key_by_name[value.decode() if isinstance(value, bytes) else str(value)] = key
+    # Keras 2.12-2.13 numbered the keys of `_layer_checkpoint_dependencies` with gaps (each
+    # weighted layer took two numbers), so there the n-th layer of a class is the n-th key.
+    ordinal = container_name == "_layer_checkpoint_dependencies"
+    keys_of_class: dict[str, list[str]] = {}
     counters: dict[str, int] = {}
     from gradlint.readers.keras_config import _normalized
 
@@ -340,15 +515,25 @@ def _attach_container(group: Any, model_entry: dict, prefix: str,
         class_key = snake_case(str(entry.get("class_name", "")).rsplit(">", 1)[-1], keras2)
         seen = counters.get(class_key)
         counters[class_key] = 0 if seen is None else seen + 1
-        fallback = class_key if seen is None else f"{class_key}_{seen + 1}"
+        if ordinal:
+            if class_key not in keys_of_class:
+                numbered = [(number, key) for key in members
+                            if (number := _numbered(key, class_key)) is not None]
+                keys_of_class[class_key] = [key for _, key in sorted(numbered)]
+            keys = keys_of_class[class_key]
+            fallback = keys[counters[class_key]] if counters[class_key] < len(keys) else None
+        else:
+            fallback = class_key if seen is None else f"{class_key}_{seen + 1}"
         key = key_by_name.get(name, fallback if not key_by_name else None)
         member = members.get(key)
         if member is None:
             continue
         if isinstance(entry_config.get("layers"), list):
-            _attach_container(member, entry, f"{prefix}{name}/", by_path, keras2, raw, budget)
+            _attach_container(member, entry, f"{prefix}{name}/", by_path, keras2, raw, budget,
+                              assigned)
             continue
-        _assign(by_path.get(prefix + name, []), _datasets_in_order(member), raw, budget)
+        _assign(by_path.get(prefix + name, []), _datasets_in_order(member), raw, budget,
+                assigned)
 
 
 def attach_legacy_weights(graph: ModelGraph, model_weights: Any,
