@@ -20,6 +20,101 @@ class Problem:
     layers: list[str] = field(default_factory=list)
     severity: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    fix: "Fix | None" = None  # what would remove it (`Fix`), when the rule knows
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One setting changed by a fix: ``kernel_initializer`` of ``dense_1`` from
+    ``glorot_uniform`` to ``he_normal``. `layer` is None for the optimizer."""
+
+    setting: str
+    old: Any
+    new: Any
+    layer: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "setting": self.setting, "old": self.old, "new": self.new}
+
+
+@dataclass
+class Fix:
+    """What removes a finding, as data. `scope` is "layer" (settings of layers, whose
+    re-initialized kernels are re-drawn), "optimizer" (the saved compile configuration) or
+    "structural" (add normalization, a shortcut: said, never applied). `automatic` says
+    whether `gradlint fix` can apply it (`reason` why not); `safe` whether it applies by
+    default (an activation swap changes the function the model computes: only on request).
+    `estimate_after` is the estimate once the fix is applied: {"quantity", "at", "before",
+    "after", "resolved"} (filled in by `gradlint.fix.estimate`)."""
+
+    scope: str
+    description: str
+    edits: list[Edit] = field(default_factory=list)
+    automatic: bool = True
+    safe: bool = True
+    reason: str | None = None
+    quantity: str | None = "gradient"  # the estimate `estimate_after` compares ...
+    at: str | None = None  # ... at this layer (default: the first edited layer)
+    estimate_after: dict[str, Any] | None = None
+
+    @property
+    def layer(self) -> str | None:
+        return self.edits[0].layer if self.edits else None
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.edits[0] if self.edits else None
+        return {"scope": self.scope, "automatic": self.automatic, "safe": self.safe,
+                "description": self.description, "reason": self.reason,
+                "layer": first.layer if first else None,
+                "setting": first.setting if first else None,
+                "old": first.old if first else None, "new": first.new if first else None,
+                "edits": [edit.to_dict() for edit in self.edits],
+                "estimate_after": self.estimate_after}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Fix":
+        return cls(scope=data["scope"], description=data.get("description", ""),
+                   edits=[Edit(setting=e["setting"], old=e.get("old"), new=e.get("new"),
+                               layer=e.get("layer")) for e in data.get("edits") or []],
+                   automatic=bool(data.get("automatic", True)),
+                   safe=bool(data.get("safe", True)), reason=data.get("reason"),
+                   quantity=(data.get("estimate_after") or {}).get("quantity"),
+                   at=(data.get("estimate_after") or {}).get("at"),
+                   estimate_after=data.get("estimate_after"))
+
+
+def fix_summary(fix: "Fix | None", code: str | None = None) -> str:
+    """How every format states a finding's fix in one phrase: "kernel_initializer
+    glorot_uniform → he_normal at 'dense_1' … 'dense_9' (9 layers) (fixes it: 8e-06 → 0.4 at
+    'dense_1')", or "" without a fix."""
+    if fix is None:
+        return ""
+    if not fix.automatic or not fix.edits:
+        return f"{fix.description} (no automatic fix{': ' + fix.reason if fix.reason else ''})"
+    settings = []
+    for edit in fix.edits:
+        text = f"{edit.setting} {_shown(edit.old)} → {_shown(edit.new)}"
+        if text not in settings:
+            settings.append(text)
+    layers = [edit.layer for edit in fix.edits if edit.layer is not None]
+    layers = list(dict.fromkeys(layers))
+    where = f" at {span(layers)}" if layers else " on the optimizer"
+    text = ", ".join(settings[:3]) + (" …" if len(settings) > 3 else "") + where
+    after = fix.estimate_after
+    if isinstance(after, dict) and after.get("after") is not None:
+        verb = "fixes it" if after.get("resolved") else "does not remove the finding"
+        before = number(after.get("before"))
+        text += f" ({verb}: {before} → {number(after['after'])} at '{after.get('at')}')"
+    elif isinstance(after, dict) and after.get("resolved") is not None:
+        text += " (fixes it)" if after["resolved"] else " (does not remove the finding)"
+    if not fix.safe:
+        text += (f" [changes the function the model computes: applied only with "
+                 f"gradlint fix --select={code or 'its-rule'}]")
+    return text
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else str(value)
 
 
 @dataclass
@@ -32,6 +127,9 @@ class Finding:
     layers: list[str] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
     probe: dict[str, Any] | None = None
+    fix: Fix | None = None
+    # Findings of the same cause, reported inside this one (`gradlint.folding`).
+    related: list["Finding"] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         result = {
@@ -45,6 +143,9 @@ class Finding:
         }
         if self.probe is not None:
             result["probe"] = self.probe
+        if self.fix is not None:
+            result["fix"] = self.fix.to_dict()
+        result["related"] = [finding.to_dict() for finding in self.related]
         return result
 
     @classmethod
@@ -52,7 +153,19 @@ class Finding:
         return cls(code=data["code"], name=data["name"], severity=data["severity"],
                    message=data["message"], layer=data.get("layer"),
                    layers=list(data.get("layers") or []), evidence=dict(data.get("evidence") or {}),
-                   probe=data.get("probe"))
+                   probe=data.get("probe"),
+                   fix=Fix.from_dict(data["fix"]) if isinstance(data.get("fix"), dict)
+                   else None,
+                   related=[cls.from_dict(item) for item in data.get("related") or []
+                            if isinstance(item, dict)])
+
+
+def related_suffix(finding: "Finding") -> str:
+    """How every format names the findings folded into one: " (also: GL301, GL302)", or
+    "" when none are."""
+    if not finding.related:
+        return ""
+    return f" (also: {', '.join(related.code for related in finding.related)})"
 
 
 def probe_suffix(probe: dict[str, Any] | None) -> str:
@@ -71,6 +184,30 @@ def severity_below(value: float, error_below: float, warning_below: float) -> st
     if value < warning_below:
         return "warning"
     return None
+
+
+def adaptive_thresholds(analysis, options: dict) -> tuple[float, float]:
+    """A vanishing rule's (`error-below`, `warning-below`), times its `adaptive-factor` when
+    the saved optimizer adapts its step sizes (Adam and its kin take steps of the usual
+    size from a uniformly smaller gradient). Measured on scikit-learn's digits
+    (bench/adaptive_optimizer.py): MLPs whose estimated first-layer gradient is 1.8e-3 to
+    2.6e-4 of the output layer's train to 83-91% with Adam and stay at chance (9%) with
+    SGD; from 7e-5 down, Adam fails too (35-43%)."""
+    error, warning = options["error-below"], options["warning-below"]
+    training = analysis.graph.training
+    if training is not None and training.adapts_step_sizes:
+        factor = options.get("adaptive-factor", 1.0)
+        return error * factor, warning * factor
+    return error, warning
+
+
+def min_change(analysis, options: dict) -> float:
+    """A depth rule's `min-change`, divided by its `adaptive-factor` under an optimizer that
+    adapts its step sizes (see `adaptive_thresholds`): 10x becomes 1,000x."""
+    training = analysis.graph.training
+    if training is not None and training.adapts_step_sizes:
+        return options["min-change"] / options.get("adaptive-factor", 1.0)
+    return options["min-change"]
 
 
 def severity_above(value: float, error_above: float, warning_above: float) -> str | None:

@@ -211,3 +211,192 @@ def suggestion_for(activation_name: str) -> str:
     if activation_name == "selu":
         return "LecunNormal"
     return "GlorotUniform"
+
+
+# --- drawing weights (for `gradlint fix`) ------------------------------------------------------
+
+# How the named initializers draw (Keras: GlorotUniform and the other *Uniform presets draw
+# uniformly, the *Normal presets from the truncated normal).
+PRESET_DISTRIBUTIONS = {
+    "glorotuniform": "uniform", "glorotnormal": "truncated_normal",
+    "xavieruniform": "uniform", "xaviernormal": "truncated_normal",
+    "heuniform": "uniform", "henormal": "truncated_normal",
+    "lecununiform": "uniform", "lecunnormal": "truncated_normal",
+}
+SNAKE_NAMES = {"GlorotUniform": "glorot_uniform", "GlorotNormal": "glorot_normal",
+               "HeNormal": "he_normal", "HeUniform": "he_uniform",
+               "LecunNormal": "lecun_normal", "LecunUniform": "lecun_uniform"}
+CLASS_NAMES = {snake: name for name, snake in SNAKE_NAMES.items()}
+
+
+def compute_fans(shape: tuple[int, ...]) -> tuple[float, float]:
+    """(fan_in, fan_out) of a kernel of `shape`, as Keras computes them
+    (`keras/src/initializers/random_initializers.py`): a convolution kernel's receptive field
+    times its input or output channels."""
+    shape = tuple(int(dim) for dim in shape)
+    if len(shape) == 0:
+        return 1.0, 1.0
+    if len(shape) == 1:
+        return float(shape[0]), float(shape[0])
+    if len(shape) == 2:
+        return float(shape[0]), float(shape[1])
+    receptive = 1
+    for dim in shape[:-2]:
+        receptive *= dim
+    return float(shape[-2] * receptive), float(shape[-1] * receptive)
+
+
+def snake_name(serialized: Any) -> str:
+    """An initializer as a fix shows it: ``glorot_uniform`` for a preset,
+    ``RandomNormal(stddev=0.01)`` for one with parameters."""
+    if serialized is None:
+        return "none"
+    if isinstance(serialized, str):
+        name = serialized.rsplit(">", 1)[-1]
+        return SNAKE_NAMES.get(name, name)
+    if not isinstance(serialized, dict):
+        return shown(serialized, 40)
+    name = str(serialized.get("class_name", "?")).rsplit(">", 1)[-1]
+    config = serialized.get("config") if isinstance(serialized.get("config"), dict) else {}
+    parameters = {key: value for key, value in config.items()
+                  if key != "seed" and value is not None and not (key == "mean" and value == 0)}
+    if name in SNAKE_NAMES and not parameters:
+        return SNAKE_NAMES[name]
+    shown_parameters = ", ".join(f"{key}={value:g}" if isinstance(value, float)
+                                 else f"{key}={value}" for key, value in parameters.items())
+    return f"{name}({shown_parameters})" if shown_parameters else name
+
+
+def serialized_like(name: str, old: Any) -> Any:
+    """The preset `name` (``he_normal``) serialized the way `old` was: a plain string, a
+    tf-keras ``{"class_name", "config"}`` or a Keras 3 dict with ``module`` and
+    ``registered_name``."""
+    class_name = CLASS_NAMES.get(name, name)
+    if isinstance(old, str) or old is None:
+        return name
+    entry: dict[str, Any] = {}
+    if isinstance(old, dict) and "module" in old:
+        entry["module"] = "keras.initializers"
+    entry["class_name"] = class_name
+    entry["config"] = {"seed": None}
+    if isinstance(old, dict) and "registered_name" in old:
+        entry["registered_name"] = None
+    return entry
+
+
+def distribution_of(serialized: Any) -> str | None:
+    """"uniform", "truncated_normal", "normal" or None: how the initializer draws."""
+    if isinstance(serialized, str):
+        class_name, config = serialized, {}
+    elif isinstance(serialized, dict):
+        class_name = str(serialized.get("class_name", ""))
+        config = serialized.get("config") if isinstance(serialized.get("config"), dict) else {}
+    else:
+        return None
+    key = class_name.rsplit(">", 1)[-1].replace("_", "").lower()
+    if key in PRESET_DISTRIBUTIONS:
+        return PRESET_DISTRIBUTIONS[key]
+    if key == "variancescaling":
+        distribution = str(config.get("distribution", "truncated_normal"))
+        # Keras 2.2 wrote "normal" for what has always been the truncated normal.
+        return {"normal": "truncated_normal", "untruncated_normal": "normal"}.get(
+            distribution, distribution)
+    if key in ("randomnormal", "normal"):
+        return "normal"
+    if key == "truncatednormal":
+        return "truncated_normal"
+    if key in ("randomuniform", "uniform"):
+        return "uniform"
+    return None
+
+
+def draw(serialized: Any, shape: tuple[int, ...], rng: Any) -> Any:
+    """A kernel of `shape` drawn with numpy from the variance-scaling or fixed-distribution
+    initializer `serialized`, as Keras draws it: variance scale / fan at Keras's fans
+    (`compute_fans`); a uniform on +-sqrt(3 * variance); a truncated normal (within two
+    standard deviations, re-drawn beyond) of stddev sqrt(variance) / 0.87962566103423978.
+    Raises ValueError for an initializer it cannot draw."""
+    import numpy as np
+
+    initializer = parse(serialized)
+    distribution = distribution_of(serialized)
+    if initializer is None or distribution is None or \
+            initializer.kind not in ("variance_scaling", "fixed"):
+        raise ValueError(f"cannot draw from {snake_name(serialized)}")
+    fan_in, fan_out = compute_fans(shape)
+    mean = initializer.mean_value()
+    variance = initializer.second_moment(fan_in, fan_out, shape) - mean * mean
+    if initializer.kind == "fixed" and distribution == "truncated_normal":
+        variance = initializer.variance  # already the truncated distribution's
+    variance = max(variance, 0.0)
+    if distribution == "uniform":
+        if initializer.kind == "fixed":
+            config = serialized.get("config", {}) if isinstance(serialized, dict) else {}
+            low, high = float(config.get("minval", -0.05)), float(config.get("maxval", 0.05))
+            return rng.uniform(low, high, size=shape)
+        limit = math.sqrt(3.0 * variance)
+        return rng.uniform(-limit, limit, size=shape)
+    stddev = math.sqrt(variance)
+    if distribution == "normal":
+        return rng.normal(mean, stddev, size=shape)
+    stddev /= TRUNCATION_STD_FACTOR
+    values = rng.normal(0.0, 1.0, size=shape)
+    outside = np.abs(values) > 2.0
+    while outside.any():
+        values[outside] = rng.normal(0.0, 1.0, size=int(outside.sum()))
+        outside = np.abs(values) > 2.0
+    return mean + stddev * values
+
+
+def scaled(initializer: Initializer, factor: float) -> Initializer:
+    """The initializer whose draws are `sqrt(factor)` times this one's: E[w^2] times
+    `factor` (for `gradlint.fix.calibrate`)."""
+    import dataclasses
+
+    if initializer.kind == "variance_scaling":
+        return dataclasses.replace(initializer, scale=initializer.scale * factor)
+    if initializer.kind == "fixed":
+        return dataclasses.replace(initializer, variance=initializer.variance * factor,
+                                   mean=initializer.mean * math.sqrt(factor))
+    if initializer.kind == "orthogonal":
+        return dataclasses.replace(initializer, scale=initializer.scale * math.sqrt(factor))
+    if initializer.kind == "constant":
+        return dataclasses.replace(initializer, constant=initializer.constant * math.sqrt(factor))
+    return initializer
+
+
+def scaled_config(serialized: Any, factor: float) -> Any:
+    """The serialized initializer that draws `sqrt(factor)` times `serialized`'s values, in
+    the same style (a preset becomes the ``VarianceScaling`` it stands for), or None when it
+    cannot be said in Keras's terms."""
+    parsed = parse(serialized)
+    if parsed is None:
+        return None
+    keras3 = isinstance(serialized, dict) and "module" in serialized
+
+    def entry(class_name: str, config: dict) -> dict:
+        result: dict[str, Any] = {"module": "keras.initializers"} if keras3 else {}
+        result.update({"class_name": class_name, "config": config})
+        if keras3:
+            result["registered_name"] = None
+        return result
+
+    if parsed.kind == "variance_scaling":
+        distribution = distribution_of(serialized) or "truncated_normal"
+        return entry("VarianceScaling", {"scale": parsed.scale * factor, "mode": parsed.mode,
+                                         "distribution": distribution, "seed": None})
+    config = dict(serialized.get("config") or {}) if isinstance(serialized, dict) else {}
+    name = str(serialized.get("class_name") if isinstance(serialized, dict) else serialized)
+    key = name.rsplit(">", 1)[-1].replace("_", "").lower()
+    root = math.sqrt(factor)
+    if key in ("randomnormal", "normal", "truncatednormal"):
+        config["stddev"] = float(config.get("stddev", 0.05)) * root
+        config["mean"] = float(config.get("mean", 0.0)) * root
+    elif key in ("randomuniform", "uniform"):
+        config["minval"] = float(config.get("minval", -0.05)) * root
+        config["maxval"] = float(config.get("maxval", 0.05)) * root
+    elif key in ("orthogonal", "identity"):
+        config["gain"] = float(config.get("gain", 1.0)) * root
+    else:
+        return None
+    return entry(name if isinstance(serialized, dict) else CLASS_NAMES.get(name, name), config)

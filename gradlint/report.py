@@ -15,7 +15,14 @@ meaning; new fields may appear at any time)::
                                                 "saturated_fraction", "dead_fraction"}}],
                 "findings": [{"code", "name", "severity", "layer", "layers", "message",
                               "evidence",
-                              "probe": {"verdict", "summary", "measured"} (with --probe)}],
+                              "probe": {"verdict", "summary", "measured"} (with --probe),
+                              "fix": {"scope", "automatic", "safe", "description", "reason",
+                                      "layer", "setting", "old", "new",
+                                      "edits": [{"layer", "setting", "old", "new"}],
+                                      "estimate_after": null | {"quantity", "at", "before",
+                                                                "after", "resolved"}}
+                                     (only on findings with a fix),
+                              "related": [finding, ...]}],
                 "suppressed": [finding, ...],
                 "notes": [str],
                 "error": null | {"code", "message"},
@@ -40,6 +47,25 @@ statistics before); ``estimate`` and ``layers[].family`` are new; a tf-keras TFO
 of ``opaque``. A recurrent
 layer's ``measured`` also has ``input_gradient_by_step``: the loss gradient's norm at each
 input time step, in processing order (medians over the probe's seeds).
+
+Added in version 2 (optional, so the version stays): a finding whose rule knows what
+removes it carries ``fix`` (`gradlint.findings.Fix`). ``scope`` is ``"layer"`` (layer
+settings: ``kernel_initializer``, ``activation``; `gradlint fix` re-draws the re-initialized
+kernels), ``"optimizer"`` (``clipnorm``, ``learning_rate`` of the saved optimizer; ``layer``
+null) or ``"structural"`` (add normalization or a shortcut: ``automatic`` false, no
+``edits``). ``safe`` false marks a fix `gradlint fix` applies only when its rule is selected
+(an activation swap changes the function the model computes). ``layer``, ``setting``,
+``old`` and ``new`` repeat the first of ``edits``. ``estimate_after`` is the static estimate
+once the fix is applied: ``quantity`` (``gradient``, ``kernel_gradient``, ``input_scale`` or
+``forward_scale``, as in ``layers[].estimate``) at layer ``at``, ``before`` and ``after``
+it, and ``resolved``, whether the finding's rule still fires on the fixed model; null when
+the fix is not automatic.
+
+Also added in version 2: ``related`` lists, in the form of ``findings`` (each with an empty
+``related``), the findings of the same cause folded into this one (`gradlint.folding`): a
+condition such as GL301's deep plain route or GL302's missing normalization, reported
+inside the cause (GL202's ReLU paired with Glorot) whose layers it shares. They count in
+no ``summary`` figure; ignoring the cause's rule brings them back as findings of their own.
 
 ``suppressed`` lists, in the form of ``findings``, the findings a baseline (``--baseline``)
 records: they are in no count of ``summary`` but its own ``suppressed``, and never fail the

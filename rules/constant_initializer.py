@@ -18,11 +18,13 @@ had one unit. A zero kernel also passes no gradient at all to the layers before 
 
 ## Use instead
 A random initializer (`HeNormal` for ReLU layers, `GlorotUniform` otherwise). Constant
-initializers belong on biases and normalization parameters.
+initializers belong on biases and normalization parameters. Fix (`gradlint fix`): the kernel
+is re-initialized with the initializer its activation needs, and re-drawn.
 """
 
 from gradlint import verdicts
 from gradlint.findings import Problem
+from gradlint.rules._fixes import initializer_fix
 
 CODE = "GL204"
 NAME = "constant-initializer"
@@ -73,7 +75,8 @@ def check(analysis, options):
                 f"{'' if zero else f'({initializer.constant:g})'}: all its units start "
                 f"identical and stay so{', and it passes no gradient to earlier layers' if zero else ''}",
                 layer=layer.path, layers=[layer.path],
-                evidence={"initializer": initializer.name, "value": initializer.constant})
+                evidence={"initializer": initializer.name, "value": initializer.constant},
+                fix=initializer_fix(analysis, [node], quantity=None))
         elif stored is not None and stored.size > 1 and stored.std == 0.0 and stored.finite:
             if stored.mean == 0.0 and (node.id in outputs or _feeds_residual_add(analysis, node)):
                 continue

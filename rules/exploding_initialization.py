@@ -33,6 +33,9 @@ their scale); their gains together must explain a growth above the threshold. Gr
 do not explain is not flagged: batch normalization in training mode makes the gradient grow
 by itself.
 
+Fix (`gradlint fix`): the layers drawn too wide are re-initialized with the initializer
+their activation needs, and re-drawn.
+
 ## Options
 - `error-above` (1e3), `warning-above` (1e2): thresholds on the estimate.
 - `min-gain` (1.5): per-layer gain above which a layer is named as a cause.
@@ -44,6 +47,7 @@ ICML 2013. He et al., ICCV 2015.
 
 from gradlint import verdicts
 from gradlint.findings import Problem, number, severity_above, span
+from gradlint.rules._fixes import initializer_fix
 
 CODE = "GL203"
 NAME = "exploding-initialization"
@@ -56,6 +60,9 @@ CLAIMS = "exploding"
 # A measured first/last kernel-gradient ratio that confirms growth: GL902's warning (3e2);
 # keras.applications ResNet50 measures up to 113 and trains well.
 CONFIRM_RATIO_ABOVE = 3e2
+# The estimate a fix's "estimate after" compares, for each place growth is found.
+QUANTITIES = {"signal entering": "input_scale", "kernel gradient of": "kernel_gradient",
+              "output of": "forward_scale"}
 
 
 def confirm(finding, measurements, options):
@@ -119,4 +126,6 @@ def check(analysis, options):
         f"the estimated {where} '{worst_node.path}' grows to {number(worst)} of its starting "
         f"value; layers drawn too wide: {span(causes)}",
         layer=causes[0], layers=causes, severity=severity,
-        evidence={"max_estimate": worst, "where": worst_node.path})
+        evidence={"max_estimate": worst, "where": worst_node.path},
+        fix=initializer_fix(analysis, [analysis.node_at(path) for path in causes],
+                            QUANTITIES[where], worst_node.path))

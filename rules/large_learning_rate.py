@@ -30,7 +30,7 @@ learning-rate finder or a warm-up schedule to go higher.
   `adadelta-limit` (1.0).
 """
 
-from gradlint.findings import Problem, number
+from gradlint.findings import Edit, Fix, Problem, number
 
 CODE = "GL403"
 NAME = "large-learning-rate"
@@ -67,4 +67,10 @@ def check(analysis, options):
         f"the saved {training.optimizer} optimizer uses learning rate "
         f"{number(training.learning_rate)}{schedule}, above {number(limit)} for its family",
         evidence={"optimizer": training.optimizer, "learning_rate": training.learning_rate,
-                  "limit": limit})
+                  "limit": limit},
+        fix=Fix(scope="optimizer", description=f"lower the learning rate to {number(limit)}",
+                edits=[Edit("learning_rate", training.learning_rate, limit)], quantity=None)
+        if not training.learning_rate_schedule else
+        Fix(scope="optimizer", description=f"lower the schedule's rates to {number(limit)} "
+                                           "or below", automatic=False,
+            reason="the rate comes from a schedule", quantity=None))

@@ -25,6 +25,36 @@ ESTIMATE_VALUES = {
     "required": ["forward_scale", "gradient", "kernel_gradient"],
     "properties": {key: NUMBER_OR_NULL for key in ("forward_scale", "gradient", "kernel_gradient")},
 }
+# A finding's optional fix (an addition to version 2).
+EDIT = {
+    "type": "object",
+    "required": ["layer", "setting", "old", "new"],
+    "properties": {"layer": {"type": ["string", "null"]},
+                   "setting": {"type": "string", "minLength": 1}},
+}
+FIX = {
+    "type": "object",
+    "required": ["scope", "automatic", "safe", "description", "layer", "setting", "old", "new",
+                 "edits", "estimate_after"],
+    "properties": {
+        "scope": {"enum": ["layer", "optimizer", "structural"]},
+        "automatic": {"type": "boolean"},
+        "safe": {"type": "boolean"},
+        "description": {"type": "string", "minLength": 1},
+        "reason": {"type": ["string", "null"]},
+        "layer": {"type": ["string", "null"]},
+        "setting": {"type": ["string", "null"]},
+        "edits": {"type": "array", "items": EDIT},
+        "estimate_after": {"anyOf": [{"type": "null"}, {
+            "type": "object",
+            "required": ["quantity", "at", "before", "after", "resolved"],
+            "properties": {"quantity": {"type": ["string", "null"]},
+                           "at": {"type": ["string", "null"]},
+                           "before": NUMBER_OR_NULL, "after": NUMBER_OR_NULL,
+                           "resolved": {"type": "boolean"}},
+        }]},
+    },
+}
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -95,6 +125,15 @@ SCHEMA = {
                                 "layers": {"type": "array", "items": {"type": "string"}},
                                 "message": {"type": "string", "minLength": 1},
                                 "evidence": {"type": "object"},
+                                "fix": FIX,
+                                # findings of the same cause (gradlint.folding), each a
+                                # finding with an empty `related`
+                                "related": {"type": "array", "items": {
+                                    "type": "object",
+                                    "required": ["code", "severity", "message", "related"],
+                                    "properties": {
+                                        "code": {"type": "string", "pattern": r"^GL\d{3}$"},
+                                        "related": {"maxItems": 0}}}},
                             },
                         },
                     },
@@ -331,3 +370,20 @@ def test_live_model_report_follows_the_contract(files):
     data = _strict_loads(gradlint.lint(BUILT["plain"]).to_json())
     jsonschema.validate(data, SCHEMA)
     assert data["files"][0]["model"]["params"] == BUILT["plain"].count_params()
+
+
+def test_fix_is_an_optional_addition(report, files):
+    """Version 2 gains a `fix` object on findings that have one: structural fixes say so and
+    carry no edit; automatic ones name the layer, setting, old and new value and the
+    estimate after them."""
+    findings = [f for file in report["files"] for f in file["findings"]]
+    assert report["version"] == 2
+    fixed = [f for f in findings if "fix" in f]
+    assert fixed and len(fixed) < len(findings)  # optional: GL001/GL002/GL205 carry none
+    for finding in fixed:
+        fix = finding["fix"]
+        assert (fix["scope"] == "structural") == (not fix["automatic"] and not fix["edits"]) \
+            or fix["scope"] == "optimizer"
+    gl101 = next(f for f in fixed if f["code"] == "GL101")["fix"]
+    assert gl101["setting"] == "activation" and gl101["new"] == "relu" and not gl101["safe"]
+    assert gl101["estimate_after"]["resolved"] is True

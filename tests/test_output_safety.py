@@ -188,15 +188,16 @@ def test_text_escapes_what_comes_from_the_file(outputs, files, report):
         assert "model-\\udcff.keras" in output
     if "controls" in files:
         assert "evil\\x1b]0;title\\x07\\nname.keras" in output
-    # One line per finding, probe failure, note and skipped path, and the summary: no name
-    # or path breaks a line.
+    # One line per finding (and one under each finding with a fix), probe failure, note and
+    # skipped path, and the summary: no name or path breaks a line.
     lines = output.splitlines()
     assert len(lines) == len(report.findings) + \
+        sum(1 for finding in report.findings if finding.fix is not None) + \
         sum(1 for result in report.files if result.probe_failed) + \
         sum(len(result.notes) for result in report.files) + len(report.skipped) + 1
     prefixes = tuple(printable(path) for path in files.values())
     for line in lines:
-        assert line.startswith(prefixes + ("note: ", "Found ")), line
+        assert line.startswith(prefixes + ("note: ", "Found ", "    fix: ")), line
 
 
 def test_text_keeps_its_own_colours_only(outputs, report):

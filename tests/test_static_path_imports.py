@@ -103,3 +103,13 @@ def test_python_api_imports_neither_tensorflow_nor_keras(model_files, weights):
     assert codes.count("GL403") == 3
     assert "GL401" in codes
     assert heavy == []
+
+
+def test_fix_command_imports_neither_tensorflow_nor_keras(model_files, tmp_path):
+    """`gradlint fix` without --probe or a live model: read, edit, re-draw with numpy,
+    write, lint the written file, all without TensorFlow."""
+    output = tmp_path / "fixed.keras"
+    heavy, output_text = _run(CLI_SCRIPT, "fix", "--isolated", str(model_files["keras"]),
+                              "-o", str(output))
+    assert "wrote" in output_text or "nothing to fix" in output_text
+    assert heavy == []

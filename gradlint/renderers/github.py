@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gradlint.findings import SEVERITY_RANK, Finding, probe_suffix
+from gradlint.findings import SEVERITY_RANK, Finding, probe_suffix, related_suffix
 from gradlint.renderers.report_data import plural, probe_failure, repository_path
 from gradlint.renderers.text import finding_line
 from gradlint.rules.unknown_layer import CODE as UNKNOWN_LAYER
@@ -157,7 +157,7 @@ def _entries(report) -> list[_Entry]:
             message = item.message
             if finding.layer:
                 message = f"{finding.layer}: {message}"
-            message += probe_suffix(finding.probe)
+            message += related_suffix(finding) + probe_suffix(finding.probe)
             entries.append(_Entry(
                 kind=COMMANDS.get(finding.severity, "warning"), path=path,
                 line=annotation(finding.severity, path, title, message),

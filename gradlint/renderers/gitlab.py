@@ -44,7 +44,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from gradlint.findings import probe_suffix
+from gradlint.findings import probe_suffix, related_suffix
 from gradlint.renderers.report_data import fingerprint, probe_failure, repository_path
 from gradlint.safe_text import map_strings, printable, valid_unicode
 
@@ -87,7 +87,7 @@ def code_quality(report) -> list[dict[str, Any]]:
             description = f"{finding.code} {finding.name}: "
             if finding.layer:
                 description += f"{finding.layer}: "
-            description += finding.message + probe_suffix(finding.probe)
+            description += finding.message + related_suffix(finding) + probe_suffix(finding.probe)
             severity = NOT_CHECKED if result.unreadable else \
                 SEVERITIES.get(finding.severity, "major")
             issues.append(_issue(finding.code, description, severity, path,

@@ -34,7 +34,7 @@ import secrets
 from typing import Any, Callable
 
 from gradlint import __version__
-from gradlint.findings import Finding
+from gradlint.findings import Finding, fix_summary, related_suffix
 from gradlint.renderers.report_data import (SEVERITY_ORDER, as_float, format_fraction,
                                             format_number, plural, rule_doc)
 from gradlint.renderers.templating import read_template, render_template
@@ -776,7 +776,7 @@ def _finding_view(finding: Finding, finding_id: str, link, layer: dict[str, Any]
         "link": link(finding.layer),
         "layers": [{"path": path, "link": link(path)} for path in spans[:8]],
         "more_layers": len(spans) if len(spans) > 8 else 0,
-        "message": finding.message,
+        "message": finding.message + related_suffix(finding),
         "evidence": _evidence_items(finding.evidence),
         "probe": None if probe is None else {
             "verdict": probe.get("verdict") or "",
@@ -787,6 +787,7 @@ def _finding_view(finding: Finding, finding_id: str, link, layer: dict[str, Any]
         "summary": doc.summary if doc else "",
         "explanation": doc_html(doc.explanation) if doc and doc.explanation else None,
         "fix": doc_html(doc.fix) if doc and doc.fix else None,
+        "automatic_fix": fix_summary(getattr(finding, "fix", None), finding.code),
     }
 
 

@@ -32,7 +32,7 @@ import datetime
 import xml.etree.ElementTree as ElementTree
 from typing import Any
 
-from gradlint.findings import SEVERITY_RANK, probe_suffix
+from gradlint.findings import SEVERITY_RANK, probe_suffix, related_suffix
 from gradlint.renderers.report_data import plural, probe_failure, repository_path
 from gradlint.safe_text import printable
 
@@ -47,7 +47,7 @@ def _clean(text: Any) -> str:
 def _line(finding) -> str:
     location = f"{finding.layer}: " if finding.layer else ""
     return (f"{location}{finding.code} [{finding.severity}] {finding.message}"
-            + probe_suffix(finding.probe))
+            + related_suffix(finding) + probe_suffix(finding.probe))
 
 
 def _failing(severity: str | None, fail_on: str) -> bool:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradlint import __version__
-from gradlint.findings import SEVERITY_RANK
+from gradlint.findings import SEVERITY_RANK, fix_summary, related_suffix
 from gradlint.renderers.github import (badness, collapse_repeats, worst_first,
                                        worst_first_findings)
 from gradlint.renderers.report_data import (SEVERITY_ORDER, format_fraction, format_number,
@@ -164,11 +164,12 @@ def _finding_view(finding, message: str | None = None, layer: str | None = None,
         "code": finding.code, "name": finding.name, "severity": finding.severity,
         "mark": SEVERITY_MARKS.get(finding.severity, finding.severity),
         "layer": (finding.layer or "") if layer is None else layer,
-        "message": finding.message if message is None else message,
+        "message": (finding.message + related_suffix(finding)) if message is None else message,
         "verdict": verdict,
         "probe_summary": summary,
         "explanation": doc.explanation if doc else "",
         "fix": doc.fix if doc else "",
+        "automatic_fix": fix_summary(getattr(finding, "fix", None), finding.code),
     }
 
 

@@ -38,6 +38,14 @@ the path's bytes, percent-encoded (a path that is not UTF-8 keeps its original b
 and get `printable` (control characters shown as ``\\x1b``); every other string is data,
 kept as it is except that a lone surrogate becomes the text ``\\udcff``, because SARIF is
 JSON and must be valid Unicode (see `gradlint.renderers.json_format`).
+
+Fixes. A finding's fix (`gradlint.findings.Fix`) is in the result's
+``properties.fix``, in the JSON contract's form, not in SARIF's ``fixes``: a SARIF fix must
+carry at least one ``artifactChange`` with ``replacements`` (regions of the artifact and the
+content that replaces them), and the artifact is a binary model file whose edit (the
+configuration inside a zip, re-drawn kernels in HDF5) only `gradlint fix` can make; a
+replacement of the whole file would need the fixed file's bytes in every log. What the fix
+does is in ``properties.fix.description`` and ``properties.fix.edits``.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from gradlint import __version__
-from gradlint.findings import probe_suffix
+from gradlint.findings import probe_suffix, related_suffix
 from gradlint.renderers.report_data import (all_rule_docs, fingerprint, git_root,
                                            repository_path, rule_doc)
 from gradlint.report import finite
@@ -268,7 +276,7 @@ def _message(finding) -> str:
     message = finding.message or finding.name or finding.code
     if finding.layer:
         message = f"Layer '{finding.layer}': {message}"
-    return printable(message + probe_suffix(finding.probe))
+    return printable(message + related_suffix(finding) + probe_suffix(finding.probe))
 
 
 def _properties(finding, model_path: str) -> dict[str, Any]:
@@ -279,6 +287,8 @@ def _properties(finding, model_path: str) -> dict[str, Any]:
         properties["evidence"] = finite(finding.evidence)
     if isinstance(finding.probe, dict):
         properties["probe"] = finite(finding.probe)
+    if getattr(finding, "fix", None) is not None:
+        properties["fix"] = finite(finding.fix.to_dict())  # not `fixes`: see the docstring
     return properties
 
 

@@ -1,4 +1,5 @@
 """Text output: one line per finding, ``path::layer: GL101 [error] message``, then a summary.
+A finding with a fix is followed by an indented ``    fix: ...`` line (not with --quiet).
 
 Names, messages and paths come from the model file and the file system, so every line is
 assembled by `_line`, which passes each piece through `printable` (control characters, ANSI
@@ -8,7 +9,7 @@ gradlint's own colours: nothing else writes to the terminal.
 
 from __future__ import annotations
 
-from gradlint.findings import probe_suffix
+from gradlint.findings import fix_summary, probe_suffix, related_suffix
 from gradlint.safe_text import printable
 
 COLORS = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m"}
@@ -46,11 +47,17 @@ def finding_line(path: str, finding, color: bool = False) -> str:
     location = f"{path}::{finding.layer}" if finding.layer else path
     pieces = [_paint(location, BOLD, color), ": ", _paint(finding.code, BOLD, color), " ",
               _paint(f"[{finding.severity}]", COLORS.get(finding.severity, ""), color), " ",
-              finding.message]
+              finding.message + related_suffix(finding)]
     suffix = probe_suffix(finding.probe)
     if suffix:
         pieces.append(_paint(suffix, DIM, color))
     return _line(*pieces)
+
+
+def fix_line(fix, color: bool = False, code: str | None = None) -> str:
+    """The line under a finding that has a fix: ``    fix: kernel_initializer glorot_uniform
+    → he_normal at 'dense_1' (fixes it: 8.00e-06 → 0.4 at 'dense_1')`` (not with --quiet)."""
+    return _line("    ", _paint("fix:", BOLD, color), " ", fix_summary(fix, code))
 
 
 def summary_line(report) -> str:
@@ -71,7 +78,11 @@ def file_lines(result, options) -> str:
     """One file's findings (and a probe that could not run), as they print while a run is
     still going."""
     color = options.color
-    lines = [finding_line(result.path, finding, color) for finding in result.findings]
+    lines = []
+    for finding in result.findings:
+        lines.append(finding_line(result.path, finding, color))
+        if finding.fix is not None and not options.quiet:
+            lines.append(fix_line(finding.fix, color, finding.code))
     if getattr(result, "probe_failed", False):
         # As loud as an unreadable file: printed even with --quiet.
         lines.append(_line(_paint(result.path, BOLD, color), ": probe ",
