@@ -109,9 +109,21 @@ def _parameter(config: dict, key: str, default: float) -> float:
     return number
 
 
+# Keras 3 operations a Functional model stores as layers (`keras.ops.silu(x)` is a `Silu`),
+# by class name, and the activation each applies (with its default parameter).
+OPERATION_ACTIVATIONS = {
+    "Relu": "relu", "Relu6": "relu6", "Sigmoid": "sigmoid", "Tanh": "tanh", "Silu": "silu",
+    "Swish": "silu", "Gelu": "gelu", "HardSigmoid": "hard_sigmoid", "HardSilu": "hard_silu",
+    "HardSwish": "hard_silu", "Elu": "elu", "Selu": "selu", "Softplus": "softplus",
+    "Softsign": "softsign", "LeakyRelu": "leaky_relu"}
+
+
 def activation_of_layer(class_name: str, config: dict) -> Activation | None:
-    """The activation that an activation *layer* (`ReLU`, `LeakyReLU`, ...) applies. Raises
-    `ConfigValueError` for a slope or alpha that is not a finite number."""
+    """The activation that an activation *layer* (`ReLU`, `LeakyReLU`, ...) or a Keras 3
+    activation operation (`Silu`) applies. Raises `ConfigValueError` for a slope or alpha
+    that is not a finite number."""
+    if class_name in OPERATION_ACTIVATIONS:
+        return normalize(OPERATION_ACTIVATIONS[class_name])
     if class_name == "Activation":
         return normalize(config.get("activation"))
     if class_name == "ReLU":

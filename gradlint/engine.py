@@ -16,8 +16,10 @@ from gradlint.config import Settings
 from gradlint.discovery import discover, glob_matches
 from gradlint.errors import ModelReadError, UnsupportedFormat
 from gradlint.findings import Finding, Problem
+from gradlint.folding import fold
 from gradlint.graph import ModelGraph
 from gradlint.isolation import Outcome, can_isolate, run_isolated
+from gradlint.limits import worker_memory_mb
 from gradlint.report import FileResult, Report
 from gradlint.rule_registry import Rule, codes_for, find_rule, select
 from gradlint.rules.unreadable_model import CODE as UNREADABLE
@@ -80,7 +82,8 @@ def run_rules(analysis: Analysis, rules: Iterable[Rule], settings: Settings,
             finding = Finding(code=rule.code, name=rule.name,
                               severity=override or problem.severity or rule.severity,
                               message=problem.message, layer=problem.layer,
-                              layers=list(problem.layers), evidence=dict(problem.evidence))
+                              layers=list(problem.layers), evidence=dict(problem.evidence),
+                              fix=problem.fix)
             if not _ignored_for_layer(finding, settings):
                 findings.append(finding)
     return findings, notes
@@ -140,6 +143,12 @@ def lint_graph(graph: ModelGraph, path: str, settings: Settings,
     analysis = analyse(graph, settings.estimate_mode, settings.batch_size)
     ignored = _ignored_codes_for_file(path, settings)
     findings, notes = run_rules(analysis, rules, settings, ignored)
+    findings = fold(findings, rules)
+    if any(finding.fix is not None for finding in findings):
+        from gradlint.fix.estimate import estimate_fixes  # what each fix would leave
+
+        notes += estimate_fixes(analysis, findings, rules,
+                                lambda rule: rule_options(rule, settings))
     passed = [analysis.node(n).path for n in analysis.estimate.passed_through
               if analysis.node(n).layer.family.understood(analysis.node(n).layer)]
     if passed:
@@ -190,8 +199,8 @@ def apply_measurements(result: FileResult, analysis: Analysis, measurements: Any
                                 probe=True)
     rules = {rule.code: rule for rule in all_rules()}
     combined = result.findings + findings
-    give_verdicts(combined, measurements, rules,
-                  lambda code: rule_options(rules[code], settings))
+    give_verdicts(combined + [related for finding in combined for related in finding.related],
+                  measurements, rules, lambda code: rule_options(rules[code], settings))
     result.findings = fold_duplicates(combined, rules)
     measured_notes = [note for note in getattr(measurements, "notes", None) or []
                       if note not in result.notes]
@@ -362,8 +371,9 @@ def _run_static(work: list[tuple[str, bool]], own: list[Settings], settings: Set
         on_done(index, triples[index])
 
     limits = settings.limits
+    memory = worker_memory_mb(limits, imports_keras=bool(settings.custom_objects))
     run_isolated(works, jobs=pool_size(work, settings, jobs), timeout=limits.timeout,
-                 memory_bytes=limits.max_memory_mb * (1 << 20), on_done=finished)
+                 memory_bytes=memory * (1 << 20), on_done=finished)
     return [triples[index] for index in range(len(work))]
 
 

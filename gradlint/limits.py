@@ -28,6 +28,18 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 MB = 1 << 20
+# Importing Keras and TensorFlow in a worker, which `--custom-objects` needs to rebuild a
+# model class's graph (a keras-hub backbone), maps about 2.5 GB of address space (measured:
+# VmPeak 2,473 MB for keras_hub and a tiny BERT; 2,048 MB fails, 3,072 MB works), so such
+# a run's workers get at least this much, whatever `max_memory_mb` says.
+KERAS_WORKER_MEMORY_MB = 4096
+
+
+def worker_memory_mb(limits: "Limits", imports_keras: bool) -> int:
+    """The address-space limit of a run's workers: `max_memory_mb`, raised to
+    `KERAS_WORKER_MEMORY_MB` when they import Keras."""
+    return max(limits.max_memory_mb, KERAS_WORKER_MEMORY_MB) if imports_keras \
+        else limits.max_memory_mb
 
 
 @dataclass(frozen=True)

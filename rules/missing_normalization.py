@@ -31,6 +31,8 @@ estimate stays within a decade, and the rule counted them all as false alarms be
 ## Options
 - `min-layers` (12): the length of an unnormalized run at which the rule looks.
 - `min-change` (10): how far the estimate must move over the run.
+- `adaptive-factor` (0.01): under an optimizer that adapts its step sizes (Adam and kin,
+  see GL201), `min-change` is divided by it (10x becomes 1,000x).
 
 ## References
 Ioffe & Szegedy, *Batch Normalization*, ICML 2015. Klambauer et al., *Self-Normalizing Neural
@@ -39,7 +41,8 @@ Convolutional Networks*, ICLR 2015.
 """
 
 from gradlint import verdicts
-from gradlint.findings import Problem, span
+from gradlint.findings import Problem, min_change, span
+from gradlint.rules._fixes import structural
 
 CODE = "GL302"
 NAME = "missing-normalization"
@@ -47,28 +50,15 @@ SEVERITY = "warning"
 PRECISION = "medium"
 GROUPS = ("architecture",)
 ALIASES = ("no-normalization",)
-OPTIONS = {"min-layers": 12, "min-change": 10.0}
+OPTIONS = {"min-layers": 12, "min-change": 10.0, "adaptive-factor": 1e-2}
 CLAIMS = "vanishing"
+# A condition, not a cause: beside a cause of the same vanishing it is reported inside it.
+CONDITION = True
 
 
 def confirm(finding, measurements, options):
     """The probe confirms the depth when the gradient measurably vanishes or explodes."""
     return verdicts.depth(finding, measurements)
-
-
-def _change(analysis, run_nodes) -> float | None:
-    """By how much (a factor, at least 1) the estimated signal entering the run's layers and
-    their kernel gradients change from the run's first layer to its last."""
-    first, last = analysis.estimate[run_nodes[0].id], analysis.estimate[run_nodes[-1].id]
-    factors = []
-    for a, b in ((first.input_scale, last.input_scale),
-                 (first.kernel_gradient, last.kernel_gradient)):
-        if a is None or b is None:
-            continue
-        if a <= 0.0 or b <= 0.0:
-            return None  # a zero is somebody else's finding (GL204), not a ratio
-        factors.append(max(a / b, b / a))
-    return max(factors) if factors else None
 
 
 def check(analysis, options):
@@ -86,12 +76,14 @@ def check(analysis, options):
     hidden = [node for node in run_nodes if node.id not in analysis.graph.outputs]
     if hidden and all(analysis.effective_activation(node).name == "selu" for node in hidden):
         return
-    change = _change(analysis, run_nodes)
-    if change is not None and change < options["min-change"]:
+    change = analysis.estimate_change(run_nodes[0], run_nodes[-1])
+    if change is not None and change < min_change(analysis, options):
         return  # the estimate keeps signal and gradient within a decade over the run
     on_route = [node.path for node in run_nodes]
     yield Problem(
         f"{run} weighted layers in a row ({span(on_route)}) with no normalization layer or "
         "shortcut between them",
         layer=longest.path, layers=on_route,
-        evidence={"weighted_layers_in_run": run})
+        evidence={"weighted_layers_in_run": run},
+        fix=structural("add a normalization layer (BatchNormalization, LayerNormalization) "
+                       "or a shortcut in the run"))

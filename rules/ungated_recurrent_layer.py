@@ -31,6 +31,7 @@ difficult*, IEEE TNN 1994. Hochreiter & Schmidhuber, *Long Short-Term Memory*, 1
 
 from gradlint import verdicts
 from gradlint.findings import Problem
+from gradlint.rules._fixes import structural
 from gradlint.families.recurrent import UNGATED_CELLS, cell_class
 
 CODE = "GL401"
@@ -60,8 +61,13 @@ def check(analysis, options):
         severity = "error" if length is not None and length >= options["error-length"] else None
         known = f"over {length} time steps" if length is not None else \
             "(the sequence length is not fixed in the file)"
+        record = analysis.estimate[node.id]
+        scale = record.pre_activation_scale if record.pre_activation_scale is not None else 1.0
+        # rho^2 above one: this SimpleRNN's recurrent kernel amplifies at every step
+        trend = "grows" if layer.family.retention(layer, scale * scale) > 1.0 else "fades"
         yield Problem(
-            f"'{node.path}' is an ungated SimpleRNN {known}: its gradient through time fades "
+            f"'{node.path}' is an ungated SimpleRNN {known}: its gradient through time {trend} "
             "geometrically; use LSTM or GRU",
             layer=node.path, layers=[node.path], severity=severity,
-            evidence={"sequence_length": length, "cell": cell_class(layer)})
+            evidence={"sequence_length": length, "cell": cell_class(layer)},
+            fix=structural("replace the SimpleRNN with an LSTM or GRU"))

@@ -65,12 +65,15 @@ def save_model(model_dir):
 
 
 def rule_findings(path, code: str) -> list:
-    """The findings of one rule on a readable model file, linted in this process."""
+    """The findings of one rule on a readable model file, linted in this process, also
+    where they are folded into another rule's finding of the same cause."""
     import gradlint
 
     result = gradlint.lint(str(path)).files[0]
     assert result.error is None, result.error
-    return [finding for finding in result.findings if finding.code == code]
+    every = result.findings + [related for finding in result.findings
+                               for related in finding.related]
+    return [finding for finding in every if finding.code == code]
 
 
 def run_gradlint(*args: str, cwd: str | os.PathLike | None = None, env: dict | None = None,

@@ -47,11 +47,15 @@ def relu_he():
 
 
 def simple_rnn():
-    """A SimpleRNN over 60 steps compiled with Adam at 0.1 and no clipping: GL401 (error),
-    GL402 and GL403 (warnings), three findings in one file, two on the same layer."""
+    """A SimpleRNN over 60 steps whose recurrent kernel amplifies (16 units x 0.5^2 = 4 per
+    step), compiled with Adam at 0.1 and no clipping: GL401 (error), GL402 and GL403
+    (warnings), three findings in one file, two on the same layer."""
     keras = keras3()
-    model = keras.Sequential([keras.Input((60, 8)), keras.layers.SimpleRNN(16, name="rnn"),
-                              keras.layers.Dense(1, name="score")], name="simple_rnn")
+    model = keras.Sequential([
+        keras.Input((60, 8)),
+        keras.layers.SimpleRNN(16, name="rnn", recurrent_initializer=(
+            keras.initializers.RandomNormal(stddev=0.5))),
+        keras.layers.Dense(1, name="score")], name="simple_rnn")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.1), loss="mse")
     return model
 

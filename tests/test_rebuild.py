@@ -15,8 +15,6 @@ keras_hub = pytest.importorskip("keras_hub")
 
 SMALL = dict(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=32,
              intermediate_dim=64, max_sequence_length=32)
-# TensorFlow maps several GB of address space; the default 1,024 MB cannot load it.
-MEMORY = ("--max-memory", "8192")
 BACKBONES = {"bert": "BertBackbone", "gpt2": "GPT2Backbone",
              "distil_bert": "DistilBertBackbone"}
 SIZED = {"Dense", "EinsumDense", "MultiHeadAttention", "Embedding"}
@@ -32,8 +30,8 @@ def _backbone(save_model, name):
 
 
 def _lint(path, *args):
-    completed = run_gradlint("--exit-zero", "--output-format", "json", *MEMORY, *args,
-                             str(path), timeout=300)
+    completed = run_gradlint("--exit-zero", "--output-format", "json", *args, str(path),
+                             timeout=300)
     assert "Traceback" not in completed.stderr, completed.stderr
     return json.loads(completed.stdout)["files"][0]
 
@@ -74,15 +72,13 @@ def test_a_missing_module_is_a_note(save_model):
     assert any("could not be imported" in note for note in result["notes"])
 
 
-def test_keras_outside_the_memory_limit_is_a_note(save_model):
-    completed = run_gradlint("--exit-zero", "--output-format", "json", "--max-memory", "1024",
-                             "--custom-objects", "keras_hub",
-                             str(_backbone(save_model, "bert")), timeout=300)
-    assert "Traceback" not in completed.stderr
-    result = json.loads(completed.stdout)["files"][0]
+def test_the_rebuild_raises_the_workers_memory_limit(save_model):
+    # TensorFlow maps about 2.5 GB of address space: with --custom-objects the workers get
+    # at least 4,096 MB, even under an explicit 1,024 MB limit (limits.worker_memory_mb).
+    result = _lint(_backbone(save_model, "bert"), "--max-memory", "1024",
+                   "--custom-objects", "keras_hub")
     assert result["error"] is None
-    notes = " ".join(result["notes"])
-    assert "was not rebuilt" in notes or "rebuilt with Keras" in notes
+    assert any("rebuilt with Keras" in note for note in result["notes"]), result["notes"]
 
 
 def test_probe_measures_beside_the_rebuilt_estimate(save_model, capsys):
@@ -95,6 +91,14 @@ def test_probe_measures_beside_the_rebuilt_estimate(save_model, capsys):
              and layer["estimate"].get("kernel_gradient")
              and layer["measured"].get("kernel_gradient")}
     assert pairs, [layer["path"] for layer in result["layers"] if layer.get("measured")]
+    # The probe measures the traced sublayers of the transformer blocks under the paths the
+    # estimate gives them, and the two agree within a decade, embeddings included.
+    inner = [path for path in pairs if path.startswith("transformer_layer_")]
+    assert len(inner) >= 6, sorted(pairs)
+    assert any("embedding" in path for path in pairs), sorted(pairs)
+    errors = {path: math.log10(estimate / measured)
+              for path, (estimate, measured) in pairs.items()}
+    assert all(abs(error) <= 1.0 for error in errors.values()), errors
     with capsys.disabled():
         for path, (estimate, measured) in pairs.items():
             print(f"\n{path}: estimate {estimate:.3g} measured {measured:.3g} "

@@ -1,6 +1,7 @@
 """GL402 recurrent-without-clipping: a recurrent model compiled with an optimizer that sets no
-clipnorm, clipvalue or global_clipnorm is flagged; clipped, uncompiled and non-recurrent
-models are not."""
+clipnorm, clipvalue or global_clipnorm gets advice (info), and a warning where the estimate
+shows the gradient growing through time; clipped, uncompiled and non-recurrent models get
+nothing."""
 
 from __future__ import annotations
 
@@ -38,10 +39,31 @@ def test_lstm_with_unclipped_adam_is_flagged(save_model, format):
     found = findings(path)
     assert len(found) == 1
     finding = found[0]
-    assert finding.severity == "warning"
+    # An LSTM's gates keep less than all of the gradient at each step back: advice only.
+    assert finding.severity == "info"
+    assert finding.evidence["growth_through_time"] == 1.0
     assert finding.layer == "recurrent"
     assert finding.layers == ["recurrent"]
     assert finding.evidence["optimizer"].lower() == "adam"
+
+
+def test_a_recurrent_kernel_that_amplifies_is_a_warning(save_model):
+    # 64 units x RandomNormal(0.3)^2 = 5.8 per step, far past tanh's damping: over 100 steps
+    # the estimate's rho^(2T) is astronomically above min-growth.
+    def build():
+        keras = keras3()
+        model = keras.Sequential([
+            keras.Input((100, 8)),
+            keras.layers.SimpleRNN(64, name="recurrent", recurrent_initializer=(
+                keras.initializers.RandomNormal(stddev=0.3))),
+            keras.layers.Dense(1, name="output")])
+        model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+        return model
+
+    found = findings(save_model(f"{PREFIX}-rnn-amplifying", build))
+    assert [finding.severity for finding in found] == ["warning"]
+    assert found[0].evidence["growth_through_time"] >= 100
+    assert "can grow" in found[0].message
 
 
 @pytest.mark.parametrize("format", ["keras", "h5"])

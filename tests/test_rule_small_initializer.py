@@ -127,3 +127,31 @@ def test_zero_init_practices_are_not_small_initializers(save_model, name, build)
     # step only, and the signal passes the identity; nothing shrinks layer after layer.
     path = save_model(f"{PREFIX}-{name}", build)
     assert findings(path) == []
+
+
+def small_tanh(optimizer):
+    """Four tanh layers with RandomNormal(0.03): the estimate puts the signal entering the
+    output layer near 3e-3 of the input's and the first layer's gradient near 7e-3."""
+    def build():
+        keras = keras3()
+        model = keras.Sequential(
+            [keras.Input((64,))]
+            + [keras.layers.Dense(64, activation="tanh", name=f"dense_{i}",
+                                  kernel_initializer=keras.initializers.RandomNormal(stddev=0.03))
+               for i in range(4)]
+            + [keras.layers.Dense(10, activation="softmax", name="output")])
+        model.compile(optimizer=optimizer(keras), loss="sparse_categorical_crossentropy")
+        return model
+
+    return build
+
+
+def test_an_adaptive_optimizer_moves_the_thresholds(save_model):
+    # Measured on digits (bench/adaptive_optimizer.py): this model stays at chance with SGD
+    # and trains to 91% with Adam, whose steps do not shrink with a uniformly small gradient.
+    sgd = findings(save_model(f"{PREFIX}-small-tanh-sgd",
+                              small_tanh(lambda k: k.optimizers.SGD(0.05))))
+    adam = findings(save_model(f"{PREFIX}-small-tanh-adam",
+                               small_tanh(lambda k: k.optimizers.Adam(1e-3))))
+    assert [finding.severity for finding in sgd] == ["warning"]
+    assert adam == []

@@ -34,6 +34,21 @@ class Analysis:
     def node(self, node_id: int) -> Node:
         return self.graph.nodes[node_id]
 
+    def estimate_change(self, first: Node, last: Node) -> float | None:
+        """By how much (a factor, at least 1) the estimated signal entering two weighted
+        layers and their kernel gradients differ: what a run of layers between them does.
+        None when neither is known or one is zero (a zero is GL204's finding, not a
+        ratio)."""
+        a, b = self.estimate[first.id], self.estimate[last.id]
+        factors = []
+        for x, y in ((a.input_scale, b.input_scale), (a.kernel_gradient, b.kernel_gradient)):
+            if x is None or y is None:
+                continue
+            if x <= 0.0 or y <= 0.0:
+                return None
+            factors.append(max(x / y, y / x))
+        return max(factors) if factors else None
+
     @property
     def consumers(self) -> list[list[int]]:
         if "consumers" not in self.extra:

@@ -125,7 +125,28 @@ def _loss_head(graph: ModelGraph) -> tuple[set[int], int | None]:
             if not (family.applies_activation or family.reshapes_only) or len(node.inputs) != 1:
                 break
             node_id = node.inputs[0]
+    if reference is None:
+        reference = _nearest_weighted(graph)
     return head, reference
+
+
+def _nearest_weighted(graph: ModelGraph) -> int | None:
+    """The weighted layer fewest layers from an output, for a model whose outputs end in
+    something else (a GPT-2 or DistilBERT backbone ends in a LayerNormalization): the
+    reference that kernel gradients are relative to, here and in the probe."""
+    frontier, seen = list(graph.outputs), set(graph.outputs)
+    while frontier:
+        for node_id in frontier:
+            if graph.nodes[node_id].layer.weighted:
+                return node_id
+        following = []
+        for node_id in frontier:
+            for source in graph.nodes[node_id].inputs:
+                if source not in seen:
+                    seen.add(source)
+                    following.append(source)
+        frontier = following
+    return None
 
 
 def estimate(graph: ModelGraph, source: str = "initializers", mode: str = "training",
@@ -175,11 +196,12 @@ def estimate(graph: ModelGraph, source: str = "initializers", mode: str = "train
     # The part of each gradient that is the same at every position of a sample: a loss
     # on one vector per sample is, a loss per position is not (1/P of it).
     coherent_out = [0.0] * count
-    for output in graph.outputs:
-        gradient_out[output] += 1.0
-        ideal_out[output] = 1.0
-        coherent_out[output] += 1.0 / max(float(positions(graph.nodes[output].output_shape)),
-                                          1.0)
+    seeds = _loss_seeds(graph)
+    for output, seed in zip(graph.outputs, seeds):
+        gradient_out[output] += seed
+        ideal_out[output] = max(ideal_out[output], seed)
+        coherent_out[output] += seed / max(
+            float(positions(graph.nodes[output].output_shape)), 1.0)
     for node in reversed(graph.nodes):
         family = node.layer.family
         g = gradient_out[node.id]
@@ -240,6 +262,28 @@ def estimate(graph: ModelGraph, source: str = "initializers", mode: str = "train
             # Two infinite kernel gradients have no ratio.
             record.kernel_gradient = _root(ratio) if ratio == ratio else None
     return result
+
+
+def _loss_seeds(graph: ModelGraph) -> list[float]:
+    """The second moment of each output's loss gradient per element, the largest 1.
+
+    Keras averages a loss over the batch and the positions, and mean squared error (the
+    probe's loss for an output that is not a softmax) also over the units: a (T, H) sequence
+    output's elements get 1/(T H) of the loss gradient that one unit of an (H,) output
+    gets, a softmax's classes 1/T. A keras-hub backbone's pooled and sequence outputs,
+    probed together, differ so by T: counting them alike put BERT's inner kernels 1.7
+    decades high. With one output only the ratio of layers matters, and the seed is 1."""
+    weights = []
+    for output in graph.outputs:
+        node = graph.nodes[output]
+        shape = node.output_shape
+        count = float(positions(shape))
+        units = shape[-1] if shape and len(shape) >= 2 and type(shape[-1]) is int and \
+            shape[-1] > 0 else 1
+        activation = node.layer.activation.name if node.layer.activation else "linear"
+        weights.append(1.0 / (count * (1.0 if activation == "softmax" else float(units))) ** 2)
+    largest = max(weights, default=1.0)
+    return [weight / largest for weight in weights]
 
 
 def _centred(node, readers: list[int], graph, context) -> bool:

@@ -1,5 +1,6 @@
-"""Activation layers (Activation, ReLU, LeakyReLU, PReLU, ELU, Softmax, ThresholdedReLU):
-the activation is the layer's whole work. Moments in `gradlint.activations`."""
+"""Activation layers (Activation, ReLU, LeakyReLU, PReLU, ELU, Softmax, ThresholdedReLU) and
+Keras 3 activation operations (`keras.ops.silu(x)`, stored as a `Silu`): the activation is
+the layer's whole work. Moments in `gradlint.activations`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from gradlint.families.weighted import LINEAR, settled
 class ActivationFamily(Family):
     name = "activation"
     classes = {name: "activation" for name in (
-        "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "ThresholdedReLU")}
+        "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "ThresholdedReLU",
+        *activations.OPERATION_ACTIVATIONS)}
     applies_activation = True
 
     def weight_roles(self, layer, count_2d):

@@ -1,6 +1,7 @@
 """Embedding: a lookup table. Its output is a row of the table, so its second moment is the
 table's E[w^2] whatever the input; no gradient flows to the indices. The probe feeds its
-input integer indices within the vocabulary."""
+input integer indices within the vocabulary. Its kernel's gradient is the rows the batch
+looked up: positions x output_dim entries, each the gradient at one position."""
 
 from __future__ import annotations
 
@@ -37,7 +38,14 @@ class EmbeddingFamily(WeightedFamily):
         return (input_dim, output_dim)
 
     def fans(self, layer, shape):
-        return 1.0, float(shape[-1]), float(shape[0]) * float(shape[-1])
+        # The kernel gradient's entries are the rows a batch looks up, one row of
+        # output_dim entries per position, not the whole table: counting every row put
+        # BERT's token embedding (1,000 rows) three decades high.
+        return 1.0, float(shape[-1]), float(shape[-1])
+
+    def kernel_square(self, node, forward, signal_in, gradient_pre):
+        """Each position's gradient lands on the row its index picks (a one-hot input)."""
+        return super().kernel_square(node, forward, Signal(1.0, 0.0, 0.0), gradient_pre)
 
     def forward(self, node, inputs, context):
         kernel = self.kernel(node.layer, node, context)

@@ -127,8 +127,9 @@ def _import_keras():
     except Exception as error:  # ImportError, or TensorFlow failing to start
         if "map segment" in str(error) or isinstance(error, MemoryError):
             raise RebuildError("Keras and TensorFlow could not be loaded within the per-file "
-                               "memory limit (limits.max-memory-mb); raise it for the "
-                               "rebuild, e.g. --max-memory 16384") from None
+                               "memory limit (limits.max-memory-mb, at least 4,096 MB "
+                               "with --custom-objects); raise it, e.g. --max-memory "
+                               "16384") from None
         raise RebuildError(f"rebuilding the model needs Keras, which could not be imported "
                            f"({_one_line(error)}); install it with pip install -e "
                            "'.[probe]'") from None
