@@ -41,6 +41,14 @@ class DefaultCommandGroup(click.Group):
             args = ["check", *args]
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx: click.Context):
+        from gradlint.rule_registry import PluginError
+
+        try:
+            return super().invoke(ctx)
+        except PluginError as error:  # any command: a plugin that cannot be used is exit 2
+            _fail(str(error))
+
 
 class OutputSpec(click.ParamType):
     """`FORMAT` or `FORMAT:FILE` (the first colon separates them)."""
@@ -201,6 +209,10 @@ def main() -> None:
 @click.option("--probe-seeds", type=click.IntRange(min=1), default=None,
               help="Batches measured; the report gives medians (default: 3, fewer for large "
                    "models).")
+@click.option("--probe-backend", type=click.Choice(["tensorflow", "jax"]), default=None,
+              help="Keras backend whose gradients the probe measures (default: tensorflow; "
+                   "jax runs in a process of its own and needs JAX; tf-keras files: "
+                   "tensorflow only).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Samples per training batch, for BatchNormalization's batch statistics in "
                    "the estimate and the probe (default: 32).")
@@ -223,6 +235,9 @@ def main() -> None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="Configuration file (gradlint.toml, or pyproject.toml with [tool.gradlint]).")
 @click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
+@click.option("--plugins/--no-plugins", "plugins", default=None,
+              help="Load the installed rule plugins (default: on, unless GRADLINT_NO_PLUGINS "
+                   "is set or the configuration says plugins = false).")
 @click.option("--show-settings", is_flag=True,
               help="Print the resolved settings under the keys a configuration file takes, "
                    "with every rule option's value, and exit.")
@@ -232,10 +247,11 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
           isolated, show_settings, quiet, report_files=(), baseline_file=None,
           create_baseline=None, probe=None, unsafe_load=False, custom_objects=(),
           probe_batch=None, probe_seeds=None, batch_size=None, estimate_mode=None,
-          verbose=False, timeout=None, max_memory=None,
-          allow_ambiguous_format=None, debug=False, fail_on_no_models=False):
+          verbose=False, probe_backend=None, timeout=None, max_memory=None,
+          allow_ambiguous_format=None, debug=False, fail_on_no_models=False, plugins=None):
     """Lint model files and directories (*.keras, *.h5, *.hdf5)."""
     from gradlint.config import CommandLine, ConfigError, Resolver
+    from gradlint.rule_registry import PluginError, all_rules
     from gradlint.rule_registry import select as select_rules
 
     command_line = CommandLine(
@@ -244,13 +260,15 @@ def check(paths, select, extend_select, ignore, exclude, extend_exclude, respect
         extend_exclude=tuple(_split(extend_exclude)), respect_gitignore=respect_gitignore,
         fail_on=fail_on, no_weights=no_weights, baseline=baseline_file, probe=probe,
         unsafe_load=unsafe_load, custom_objects=tuple(_split(custom_objects)),
-        probe_batch=probe_batch, probe_seeds=probe_seeds, batch_size=batch_size,
+        probe_batch=probe_batch, probe_seeds=probe_seeds, probe_backend=probe_backend,
+        batch_size=batch_size,
         estimate_mode=estimate_mode, verbose=verbose, timeout=timeout,
         max_memory_mb=max_memory, allow_ambiguous_format=bool(allow_ambiguous_format),
-        debug=debug, fail_on_no_models=fail_on_no_models)
+        debug=debug, fail_on_no_models=fail_on_no_models, plugins=plugins)
     try:
         resolver = Resolver(config_file, isolated, command_line)
-    except ConfigError as error:
+        all_rules()  # a plugin that cannot be used stops the run here, before any file
+    except (ConfigError, PluginError) as error:
         _fail(str(error))
     settings = resolver.run
     from gradlint.renderers import report_format
@@ -386,15 +404,115 @@ def _render_guarded(output_format: str, report, options, settings) -> str:
               f"({type(error).__name__}: {error}); this is a bug in gradlint: please report it")
 
 
+def _plugins_option(function):
+    return click.option("--plugins/--no-plugins", "plugins", default=None,
+                        help="Include the installed rule plugins (default: on, unless "
+                             "GRADLINT_NO_PLUGINS is set or the configuration found from "
+                             "here says plugins = false).")(function)
+
+
+def _load_rules(plugins: bool | None) -> tuple:
+    """Every rule, with or without the plugins as the command line, GRADLINT_NO_PLUGINS and
+    the configuration say; a plugin that cannot be used is a usage error (exit 2)."""
+    from gradlint.config import ConfigError, plugins_wanted
+    from gradlint.rule_registry import PluginError, all_rules, use_plugins
+
+    try:
+        use_plugins(plugins_wanted(None, False, plugins))
+        return all_rules()
+    except (ConfigError, PluginError) as error:
+        _fail(str(error))
+
+
+@main.command(name="fix")
+@click.argument("model", type=click.Path())
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False),
+              help="The fixed file to write (same format as MODEL; never MODEL itself).")
+@click.option("--dry-run", is_flag=True, help="Print the settings each fix would change; "
+                                              "write nothing.")
+@click.option("--select", multiple=True, metavar="RULES",
+              help="Apply only these rules' fixes (also those not applied by default, such "
+                   "as GL101's activation swap).")
+@click.option("--ignore", multiple=True, metavar="RULES", help="Leave these rules' fixes out.")
+@click.option("--reinitialize-trained", is_flag=True,
+              help="Re-draw kernels of a trained checkpoint too (this discards training).")
+@click.option("--calibrate", is_flag=True,
+              help="Also scale every weighted layer's kernel so the estimated pre-activation "
+                   "second moment is 1 through the whole graph (data-free).")
+@click.option("--probe", is_flag=True,
+              help="Measure the input and the fixed model with the gradient probe and report "
+                   "the measured change per fix (needs the probe extra).")
+@click.option("--force", is_flag=True,
+              help="Apply fixes the estimate (or, with --probe, the measurement) does not "
+                   "confirm.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the re-drawn kernels.")
+@click.option("--output-format", "output_format", type=click.Choice(["text", "json"]),
+              default="text", show_default=True)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Configuration file (rule options for the lint before and after).")
+@click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
+@click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
+def fix_command(model, output, dry_run, select, ignore, reinitialize_trained, calibrate, probe,
+                force, seed, output_format, config_file, isolated, debug):
+    """Write a copy of MODEL with its findings' automatic fixes applied.
+
+    Exit status: 0 the fixes were applied and the fixed file lints clean of every finding
+    they fixed (or there was nothing to fix, or --dry-run); 1 a fix did not remove its
+    finding, or --probe did not confirm it; 2 bad input, a trained checkpoint without
+    --reinitialize-trained, or an output that would overwrite MODEL.
+    """
+    from gradlint.config import CommandLine, ConfigError, Resolver
+    from gradlint.fix.config_edits import FixError
+    from gradlint.rule_registry import SelectionError
+
+    try:
+        settings = Resolver(config_file, isolated, CommandLine(debug=debug)).for_file(model)
+    except ConfigError as error:
+        _fail(str(error))
+    if not os.path.exists(model):
+        _fail(f"{model}: no such file")
+    from gradlint.fix.apply import fix_file
+
+    try:
+        result = fix_file(model, output, settings, select=_split(select) or None,
+                          ignore=_split(ignore), dry_run=dry_run,
+                          reinitialize_trained=reinitialize_trained, seed=seed,
+                          calibrate=calibrate, probe=probe, force=force)
+    except (FixError, SelectionError) as error:
+        _fail(str(error))
+    except OSError as error:  # the file system: a full disk, a read-only directory
+        _fail(f"{error.filename or output or model}: {error.strerror or error}")
+    except Exception as error:  # never a traceback: say what failed
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _fail(f"internal error while fixing {model} ({type(error).__name__}: {error}); this "
+              "is a bug in gradlint: please report it with the file")
+    from gradlint.fix.report import render_text
+
+    if output_format == "json":
+        _echo(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    else:
+        _echo(render_text(result, dry_run))
+    failed = [code for code, gone in result.verified.items() if not gone]
+    if result.probe and result.probe.get("unconfirmed"):
+        failed += result.probe["unconfirmed"]
+    sys.exit(1 if failed else 0)
+
+
 @main.command()
 @click.argument("selector")
 @click.option("--output-format", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-def rule(selector, output_format):
-    """Explain one rule: its documentation, severity and options."""
+@_plugins_option
+def rule(selector, output_format, plugins=None):
+    """Explain one rule: its documentation, severity, options and origin."""
     from gradlint.renderers.rule_catalog import render_rule
     from gradlint.rule_registry import find_rule, suggestion
 
+    _load_rules(plugins)
     found = find_rule(selector)
     if found is None:
         _fail(f"no rule has the code or name '{selector}'{suggestion(selector)} "
@@ -405,12 +523,12 @@ def rule(selector, output_format):
 @main.command(name="rules")
 @click.option("--output-format", type=click.Choice(["text", "json", "markdown"]), default="text",
               show_default=True)
-def list_rules(output_format):
-    """List every rule with its code, name, default severity and summary."""
+@_plugins_option
+def list_rules(output_format, plugins=None):
+    """List every rule with its code, name, default severity, origin and summary."""
     from gradlint.renderers.rule_catalog import render_rules
-    from gradlint.rule_registry import all_rules
 
-    _echo(render_rules(all_rules(), output_format))
+    _echo(render_rules(_load_rules(plugins), output_format))
 
 
 if __name__ == "__main__":  # pragma: no cover

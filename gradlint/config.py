@@ -17,6 +17,7 @@ from typing import Any
 from gradlint.findings import FAIL_LEVELS, SEVERITIES
 
 ESTIMATE_MODES = ("training", "inference")
+PROBE_BACKENDS = ("tensorflow", "jax")  # as gradlint.probe.environment.BACKENDS
 from gradlint.limits import DEFAULT_LIMITS, LIMIT_KEYS, Limits
 from gradlint.suggestions import did_you_mean
 
@@ -52,6 +53,9 @@ class Settings:
     probe: bool = False
     probe_seeds: int | None = None
     probe_batch: int | None = None
+    # The Keras backend whose gradients the probe measures: "tensorflow", or "jax" (in a
+    # process of its own: gradlint.probe.worker).
+    probe_backend: str = "tensorflow"
     # How training runs, for the estimate: BatchNormalization in training mode normalizes by
     # the statistics of a batch of `batch_size` samples; "inference" uses the moving ones.
     # The probe measures at the same batch size for models with batch statistics.
@@ -67,6 +71,10 @@ class Settings:
     debug: bool = False
     # A searched directory without models: a warning (as ruff does), or GL001 and exit 2.
     fail_on_no_models: bool = False
+    # Whether the installed rule plugins were loaded for this run. What decides it is the
+    # registry's switch (`rule_registry.use_plugins`), which `resolve` sets from this key,
+    # GRADLINT_NO_PLUGINS and --plugins/--no-plugins (`plugins_wanted`).
+    plugins: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -265,6 +273,7 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "probe": ("probe", _boolean),
     "probe-seeds": ("probe_seeds", _positive_int),
     "probe-batch": ("probe_batch", _positive_int),
+    "probe-backend": ("probe_backend", lambda key, v: _choice(key, v, PROBE_BACKENDS)),
     "batch-size": ("batch_size", _positive_int),
     "estimate-mode": ("estimate_mode", lambda key, v: _choice(key, v, ESTIMATE_MODES)),
     "custom-objects": ("custom_objects", _string_list),
@@ -272,6 +281,7 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "limits": ("limits", lambda key, v: _limits_table(v)),
     "allow-ambiguous-format": ("allow_ambiguous_format", _boolean),
     "fail-on-no-models": ("fail_on_no_models", _boolean),
+    "plugins": ("plugins", _boolean),
 }
 
 
@@ -331,6 +341,7 @@ class CommandLine:
     custom_objects: tuple[str, ...] = ()
     probe_batch: int | None = None
     probe_seeds: int | None = None
+    probe_backend: str | None = None
     batch_size: int | None = None
     estimate_mode: str | None = None
     verbose: bool = False
@@ -339,6 +350,32 @@ class CommandLine:
     allow_ambiguous_format: bool = False
     debug: bool = False
     fail_on_no_models: bool = False
+    plugins: bool | None = None  # --plugins / --no-plugins
+
+
+def plugins_wanted(config: str | None, isolated: bool, command_line: bool | None) -> bool:
+    """Whether this run loads the installed rule plugins: --plugins / --no-plugins, else
+    off when GRADLINT_NO_PLUGINS is set, else the `plugins` key of the run's configuration
+    file (the one `load_settings` reads), else on. Decided before any selector is checked,
+    since a plugin's codes are only selectable while it is loaded."""
+    from gradlint.rule_registry import disabled_by_environment
+
+    if command_line is not None:
+        return command_line
+    if disabled_by_environment():
+        return False
+    if isolated:
+        return True
+    path = config or find_config(os.getcwd())
+    if path is None or not os.path.isfile(path):
+        return True  # a missing --config is load_settings' error to report
+    table = table_of(path) or {}
+    if "plugins" not in table:
+        return True
+    try:
+        return _boolean("plugins", table["plugins"])
+    except ConfigError as error:
+        raise ConfigError(f"{os.path.relpath(path)}: {error}") from None
 
 
 def resolve(config: str | None, isolated: bool, command_line: CommandLine) -> Settings:
@@ -346,10 +383,16 @@ def resolve(config: str | None, isolated: bool, command_line: CommandLine) -> Se
     wins. Lists on the command line extend the file's (`--extend-select`, `--ignore`,
     `--extend-exclude`, `--custom-objects`); `--select` and `--exclude` replace them, and, as
     in ruff, a `--select` starts the selection afresh, so the file's ignore and
-    extend-select no longer apply."""
+    extend-select no longer apply. Whether rule plugins load is decided first
+    (`plugins_wanted`) and set on the registry for the process."""
+    from gradlint.rule_registry import use_plugins
+
+    plugins = plugins_wanted(config, isolated, command_line.plugins)
+    use_plugins(plugins)
     settings = load_settings(config, isolated)
     line = command_line
     changes = _selection_changes(settings, line)
+    changes["plugins"] = plugins
     if line.exclude:
         changes["exclude"] = list(line.exclude)
     if line.extend_exclude:
@@ -357,7 +400,7 @@ def resolve(config: str | None, isolated: bool, command_line: CommandLine) -> Se
     if line.custom_objects:
         changes["custom_objects"] = settings.custom_objects + list(line.custom_objects)
     for name in ("respect_gitignore", "fail_on", "probe", "probe_batch", "probe_seeds",
-                 "batch_size", "estimate_mode"):
+                 "probe_backend", "batch_size", "estimate_mode"):
         if getattr(line, name) is not None:
             changes[name] = getattr(line, name)
     for name in ("unsafe_load", "verbose", "allow_ambiguous_format", "debug",

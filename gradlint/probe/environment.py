@@ -62,31 +62,52 @@ def quiet_python(enabled: bool = True):
 _loaded: dict[str, object] = {}
 
 
-def import_keras(verbose: bool = False):
-    """Import TensorFlow and Keras 3 (TensorFlow backend) and return `(tf, keras)`."""
+BACKENDS = ("tensorflow", "jax")
+JAX_INSTALL_HINT = ("install JAX for the CPU with pip install \"jax[cpu]\" (or gradlint's "
+                    "probe-jax extra)")
+
+
+def import_keras(verbose: bool = False, backend: str = "tensorflow"):
+    """Import Keras 3 on `backend` and return `(framework, keras)`: `(tf, keras)` for
+    TensorFlow, `(jax, keras)` for JAX. Keras fixes its backend when it is first imported,
+    so JAX runs in a process of its own (`gradlint.probe.worker`), which never imports
+    TensorFlow."""
     if "keras" in _loaded:
-        return _loaded["tf"], _loaded["keras"]
+        if _loaded["backend"] != backend:
+            raise ProbeError(f"the probe measures gradients with {backend}, but this process "
+                             f"already runs Keras on {_loaded['backend']}")
+        return _loaded["framework"], _loaded["keras"]
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "keras" not in sys.modules:
-        os.environ["KERAS_BACKEND"] = "tensorflow"
+        os.environ["KERAS_BACKEND"] = backend
     try:
         with quiet_stderr(not verbose), quiet_python(not verbose):
-            tf = importlib.import_module("tensorflow")
-            keras = importlib.import_module("keras")
-            tf.constant(0.0) + 0.0  # the first operation initializes the devices
+            if backend == "jax":
+                framework = importlib.import_module("jax")
+                keras = importlib.import_module("keras")
+                framework.numpy.zeros(1) + 0.0  # the first operation initializes the devices
+            else:
+                framework = importlib.import_module("tensorflow")
+                keras = importlib.import_module("keras")
+                framework.constant(0.0) + 0.0  # the first operation initializes the devices
     except ImportError as error:
+        if backend == "jax":
+            raise ProbeError(f"--probe-backend jax needs JAX and Keras, which could not be "
+                             f"imported ({error}); {JAX_INSTALL_HINT}") from None
         raise ProbeError(f"--probe needs TensorFlow and Keras, which could not be imported "
                          f"({error}); {INSTALL_HINT}") from None
-    backend = getattr(getattr(keras, "backend", None), "backend", lambda: "tensorflow")()
-    if backend != "tensorflow":
-        raise ProbeError(f"the probe measures gradients with TensorFlow, but Keras was "
-                         f"already imported with the '{backend}' backend; run with "
-                         "KERAS_BACKEND=tensorflow")
+    active = getattr(getattr(keras, "backend", None), "backend", lambda: "tensorflow")()
+    if active != backend:
+        raise ProbeError(f"the probe measures gradients with {backend}, but Keras was "
+                         f"already imported with the '{active}' backend; run with "
+                         f"KERAS_BACKEND={backend}")
     if not verbose:
         _quiet_loggers()
-    _loaded.update(tf=tf, keras=keras)
-    return tf, keras
+    _loaded.update(framework=framework, keras=keras, backend=backend)
+    if backend == "tensorflow":
+        _loaded["tf"] = framework
+    return framework, keras
 
 
 def import_tf_keras(verbose: bool = False):
@@ -105,6 +126,7 @@ def import_tf_keras(verbose: bool = False):
 
 
 def _quiet_loggers() -> None:
+    logging.getLogger("jax").setLevel(logging.ERROR)
     try:
         import absl.logging
 

@@ -19,8 +19,9 @@ def probe_info(ran: bool = False, error: str | None = None,
                measurements: Measurements | None = None, seconds: float = 0.0) -> dict[str, Any]:
     """The JSON contract's per-file ``probe`` object. Besides what the contract lists:
     ``batch_statistics`` (the model normalizes by batch statistics, so it was measured at
-    the settings' ``batch-size`` unless ``--probe-batch`` was given) and ``notes`` (what the
-    probe could not measure, and why)."""
+    the settings' ``batch-size`` unless ``--probe-batch`` was given), ``backend`` (the Keras
+    backend whose gradients were measured: ``tensorflow`` or ``jax``) and ``notes`` (what
+    the probe could not measure, and why)."""
     info: dict[str, Any] = {"ran": ran, "error": error, "seeds": 0, "batch": 0,
                             "training_mode": True, "loss": None, "seconds": round(seconds, 3)}
     if measurements is not None:
@@ -30,6 +31,7 @@ def probe_info(ran: bool = False, error: str | None = None,
                     loss_source=measurements.loss_source or None, loader=measurements.loader,
                     reference_layer=measurements.reference,
                     input_shapes=[list(s) for s in measurements.input_shapes],
+                    backend=measurements.backend,
                     nonfinite=list(measurements.nonfinite), notes=list(measurements.notes))
     return info
 
@@ -46,9 +48,21 @@ def _constant_kernels(graph) -> set[str]:
     return paths
 
 
-def measure_target(target: Any, analysis, settings) -> Measurements:
-    """Load `target` (a path, or a live model) and measure it; a loaded model is released
-    when the next one loads."""
+def live_backend(model: Any) -> str:
+    """The backend a live model runs on: tf-keras models and a process without Keras 3 on
+    TensorFlow, a Keras 3 model on the backend this process imported Keras with."""
+    if type(model).__module__.split(".")[0] == "tf_keras" or "keras" not in sys.modules:
+        return "tensorflow"
+    try:
+        return str(sys.modules["keras"].config.backend())
+    except Exception:  # an old or partial Keras: the default
+        return "tensorflow"
+
+
+def measure_target(target: Any, analysis, settings, backend: str = "tensorflow"
+                   ) -> Measurements:
+    """Load `target` (a path, or a live model) and measure it on `backend` in this process;
+    a loaded model is released when the next one loads."""
     from gradlint.probe import loading
     from gradlint.probe.environment import import_keras
     from gradlint.probe.instrument import batch_statistics_layers
@@ -57,11 +71,12 @@ def measure_target(target: Any, analysis, settings) -> Measurements:
 
     verbose = bool(getattr(settings, "verbose", False))
     graph = analysis.graph if analysis is not None else None
-    tf, keras = import_keras(verbose)
+    framework, keras = import_keras(verbose, backend)
     live = not isinstance(target, str)
     model, loader = (target, "live") if live else loading.load(
         target, graph, unsafe_load=bool(getattr(settings, "unsafe_load", False)),
-        custom_objects=list(getattr(settings, "custom_objects", []) or []), verbose=verbose)
+        custom_objects=list(getattr(settings, "custom_objects", []) or []), verbose=verbose,
+        backend=backend)
     try:
         macs = macs_per_sample(graph)
         if macs is None:
@@ -81,7 +96,7 @@ def measure_target(target: Any, analysis, settings) -> Measurements:
             reference = graph.nodes[analysis.estimate.reference].layer.path
         training = graph.training if graph is not None else None
         try:
-            measurements = measure(tf, keras, model, graph, seeds=seeds, batch=batch,
+            measurements = measure(framework, keras, model, graph, seeds=seeds, batch=batch,
                                    reference=reference,
                                    training_loss=training.loss if training else None,
                                    symmetry=_constant_kernels(graph))
@@ -99,9 +114,15 @@ def measure_target(target: Any, analysis, settings) -> Measurements:
                              f"({type(error).__name__}: {text})") from None
         measurements.loader = loader
         measurements.batch_statistics = statistics
+        measurements.backend = backend
         return measurements
     finally:
         model = None  # the next load releases it (loading.free_previous)
+
+
+# Formats the static stage reads that the probe does not load (gradlint.readers).
+NOT_PROBED = {"keras-json-architecture": "a model.to_json() architecture (no weights)",
+              "keras-savedmodel": "a SavedModel directory"}
 
 
 def measure_file(target: Any, analysis, settings, digest: str | None = None) -> Measurements:
@@ -109,7 +130,38 @@ def measure_file(target: Any, analysis, settings, digest: str | None = None) -> 
     (the bytes the static stage checked), or a live model. Raises `ProbeError`."""
     from gradlint.probe.loading import snapshot
 
-    if isinstance(target, str):
-        with snapshot(target, digest, analysis.graph.format) as copy:
+    if isinstance(target, str) and analysis.graph.format in NOT_PROBED:
+        raise ProbeError(f"the probe loads .keras and .h5 files; "
+                         f"{NOT_PROBED[analysis.graph.format]} is not loaded")
+    backend = getattr(settings, "probe_backend", None) or "tensorflow"
+    if not isinstance(target, str):
+        running = live_backend(target)
+        measurements = measure_target(target, analysis, settings, running)
+        if running != backend:
+            measurements.notes.append(
+                f"the live model was measured on {running}, the backend it runs on "
+                f"(probe-backend {backend} applies to model files)")
+        return measurements
+    if backend != "tensorflow":
+        from gradlint.probe.loading import refuse_unsafe
+
+        # Both before a process starts for nothing (the child checks the Lambda layers too).
+        refuse_keras2(analysis.graph, backend)
+        refuse_unsafe(analysis.graph, bool(getattr(settings, "unsafe_load", False)))
+    with snapshot(target, digest, analysis.graph.format) as copy:
+        if backend == "tensorflow":
             return measure_target(copy, analysis, settings)
-    return measure_target(target, analysis, settings)
+        from gradlint.probe.worker import measure_in_worker
+
+        return measure_in_worker(copy, analysis, settings, backend)
+
+
+def refuse_keras2(graph, backend: str) -> None:
+    """A file Keras 2 (tf-keras) wrote is measured on TensorFlow only: tf-keras is
+    TensorFlow's, and Keras 3 on another backend may build it otherwise."""
+    version = str(getattr(graph, "keras_version", None) or "")
+    major = version.split(".", 1)[0]
+    if major.isdigit() and int(major) < 3:
+        raise ProbeError(f"the file was written by Keras {version} (tf-keras), whose models "
+                         f"the probe measures only on TensorFlow, not on {backend}: use "
+                         "--probe-backend tensorflow for this file")

@@ -5,12 +5,11 @@ Each layer (nested models flattened into path names as the model graph names the
 instance-level wrapper around its `call`, and layers with an `activation` attribute get one
 around the activation, so that the probe sees every call's output and the pre-activations of
 sigmoid/tanh and ReLU units without rebuilding the model. Statistics are reduced to a few
-numbers right away, outside the gradient tape. `restore` puts the original methods back.
+numbers right away, off the gradient (`backends`). `restore` puts the original methods back.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,18 +64,37 @@ def undo_patches(patches: list) -> None:
                 pass
 
 
-def leaf_layers(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """(path, layer) for every layer that is not a container model, in model order."""
+def leaf_layers(model: Any, prefix: str = "",
+                traced: frozenset[str] = frozenset()) -> list[tuple[str, Any]]:
+    """(path, layer) for every layer that is not a container model, in model order. A layer
+    whose sublayers the static graph traced (paths in `traced` below its own: a keras-hub
+    transformer block rebuilt with --custom-objects) is replaced by those sublayers, so
+    that each is measured under the path the estimate gives it."""
     found = []
     for layer in getattr(model, "layers", []) or []:
         name = getattr(layer, "name", "layer")
         if type(layer).__name__ == "InputLayer":
             continue
+        path = prefix + name
         if type(layer).__name__ in CONTAINERS and hasattr(layer, "layers"):
-            found.extend(leaf_layers(layer, f"{prefix}{name}/"))
+            found.extend(leaf_layers(layer, f"{path}/", traced))
+        elif any(inner.startswith(path + "/") for inner in traced):
+            found.extend(leaf_layers(_Sublayers(layer), f"{path}/", traced))
         else:
-            found.append((prefix + name, layer))
+            found.append((path, layer))
     return found
+
+
+class _Sublayers:
+    """A layer's own sublayers, listed as a container lists its layers."""
+
+    def __init__(self, layer: Any):
+        flatten = getattr(layer, "_flatten_layers", None)
+        try:
+            self.layers = list(flatten(include_self=False, recursive=False)) \
+                if callable(flatten) else list(getattr(layer, "layers", []) or [])
+        except Exception:  # a layer that cannot list its sublayers is measured whole
+            self.layers = []
 
 
 def batch_statistics_layers(model: Any) -> list[str]:
@@ -145,18 +163,17 @@ class _CallStats:
 class Instrument:
     """Wraps a model's layers; `begin()` before each forward pass, `collect()` after."""
 
-    def __init__(self, tf, model, activations_by_path: dict[str, str | None] | None = None):
-        self.tf = tf
+    def __init__(self, backend, model,
+                 activations_by_path: dict[str, str | None] | None = None,
+                 traced: frozenset[str] = frozenset()):
+        self.backend = backend  # a `backends.Backend`: the pass and the reductions
         self.model = model
         self.activations_by_path = activations_by_path or {}
-        self.layers = leaf_layers(model)
-        self.tape = None
+        self.layers = leaf_layers(model, traced=traced)
         self.scale_of: dict[int, tuple] = {}
-        self._pausing = False
         self.stack: list[str] = []
         self.calls: dict[str, _CallStats] = {}
         self.call_counts: dict[str, int] = {}
-        self.recurrent_inputs: list[tuple[str, Any, Any]] = []
         self.order: list[str] = []
         self.weighted: set[str] = set()  # paths whose input scale is recorded
         self._patched: list[tuple[Any, str, Any, bool]] = []
@@ -180,8 +197,14 @@ class Instrument:
         original = layer.call
         instrument = self
 
+        recurrent = is_recurrent(layer)
+
         def call(*args, **kwargs):
             node_path = instrument._enter(path, layer)
+            if recurrent and args and hasattr(args[0], "shape"):
+                # The backend watches the input sequence for its per-step gradient.
+                args = (instrument.backend.watch_sequence(node_path, layer, args[0]),) + \
+                    tuple(args[1:])
             try:
                 outputs = original(*args, **kwargs)
             finally:
@@ -211,11 +234,12 @@ class Instrument:
         self._set(layer, "activation", activation)
 
     # -- recording ------------------------------------------------------------------------
-    def begin(self, tape) -> None:
-        self.tape = tape
+    def has_recurrent(self) -> bool:
+        return any(is_recurrent(layer) for _, layer in self.layers)
+
+    def begin(self) -> None:
         self.calls = {}
         self.call_counts = {}
-        self.recurrent_inputs = []
         self.stack = []
         self.scale_of = {}  # id of an output tensor of this pass -> (tensor, its deviation)
 
@@ -236,37 +260,33 @@ class Instrument:
         return stats
 
     def _eager(self, tensor) -> bool:
-        return hasattr(tensor, "numpy") and self.tf.executing_eagerly()
+        """A tensor with a value now (not a symbol inside a loop or a compiled function)."""
+        return self.backend.concrete(tensor) is not None
 
     def _record_call(self, node_path: str, layer, args, kwargs, outputs) -> None:
-        tf = self.tf
+        ops = self.backend
         output = outputs[0] if isinstance(outputs, (list, tuple)) and outputs else outputs
         inputs = args[0] if args else kwargs.get("inputs")
         if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
             inputs = inputs[0]
         stats = self._stats(node_path, layer)
-        if is_recurrent(layer) and self._eager(inputs) and inputs.dtype.is_floating \
-                and len(inputs.shape) >= 3:
-            self.recurrent_inputs.append((node_path, layer, inputs))
-        if not self._eager(output) or not output.dtype.is_floating:
+        if not self._eager(output) or not ops.is_floating(output):
             return
-        with self._paused():
-            values = tf.cast(output, tf.float32)
+        with ops.paused():
             # The output's RMS, sqrt(E[x^2]), as the estimate's forward scale is; the rules
             # on the signal entering a layer read its standard deviation.
-            scale = float(tf.sqrt(tf.reduce_mean(tf.square(values))).numpy())
-            deviation = float(tf.math.reduce_std(values).numpy())
+            scale = ops.rms(output)
+            deviation = ops.std(output)
             # A NaN or an infinity anywhere makes both non-finite too.
             stats.nonfinite = stats.nonfinite or not math.isfinite(scale) or \
                 not math.isfinite(deviation)
             stats.scales.append(scale)
             self.scale_of[id(output)] = (output, deviation)  # kept alive: ids stay unique
             if node_path.split("@", 1)[0] in self.weighted and self._eager(inputs) \
-                    and inputs.dtype.is_floating:
+                    and ops.is_floating(inputs):
                 # Usually the tensor another layer just produced: its deviation is known.
                 known = self.scale_of.get(id(inputs))
-                stats.input_scales.append(known[1] if known is not None else float(
-                    tf.math.reduce_std(tf.cast(inputs, tf.float32)).numpy()))
+                stats.input_scales.append(known[1] if known is not None else ops.std(inputs))
             if type(layer).__name__ in ACTIVATION_LAYERS:
                 name = self._activation_layer_name(node_path, layer)
                 if name is not None:
@@ -287,47 +307,28 @@ class Instrument:
         return None
 
     def _record_activation(self, node_path: str, name: str, pre, post, stats) -> None:
-        tf = self.tf
+        ops = self.backend
         if not (self._eager(post) and self._eager(pre)):
             return
         if stats is None:
             stats = self._stats(node_path, None)
-        with self._paused():
+        with ops.paused():
             stats.activation = name
             if name in SMOOTH_SATURATING:
-                z = tf.cast(pre, tf.float32)
-                count = tf.reduce_sum(tf.cast(tf.abs(z) > SATURATION_BOUND, tf.float32))
-                stats.saturated += float(count.numpy())
-                stats.counted += float(tf.size(z).numpy())
+                count, size = ops.count_beyond(pre, SATURATION_BOUND)
+                stats.saturated += count
+                stats.counted += size
             elif name in HARD_SATURATING:
                 low, high = HARD_SATURATING[name]
-                y = tf.cast(post, tf.float32)
-                count = tf.reduce_sum(tf.cast((y <= low) | (y >= high), tf.float32))
-                stats.saturated += float(count.numpy())
-                stats.counted += float(tf.size(y).numpy())
+                count, size = ops.count_outside(post, low, high)
+                stats.saturated += count
+                stats.counted += size
             elif name in DYING:
-                y = tf.cast(post, tf.float32)
-                if len(y.shape) == 0:
+                if len(post.shape) == 0:
                     return
-                axes = list(range(len(y.shape) - 1))
-                alive = tf.reduce_any(tf.not_equal(y, 0.0), axis=axes) if axes else \
-                    tf.not_equal(y, 0.0)
-                alive = alive.numpy()
+                alive = ops.alive(post)
                 stats.alive = alive if stats.alive is None or stats.alive.shape != alive.shape \
                     else (stats.alive | alive)
-
-    @contextlib.contextmanager
-    def _paused(self):
-        """Statistics are not part of the loss: keep them off the tape (re-entrant)."""
-        if self.tape is None or self._pausing:
-            yield
-            return
-        self._pausing = True
-        try:
-            with self.tape.stop_recording():
-                yield
-        finally:
-            self._pausing = False
 
     def collect(self) -> dict[str, dict[str, Any]]:
         """Per call: forward scale, activation, saturated and dead fractions of this pass."""

@@ -14,6 +14,8 @@
   directory is not added), and `--custom-objects ./layers.py` loads that one file. Its
   registrations take effect, and the classes it defines are also passed to the loader by
   name.
+- The same checks hold in the JAX process (`worker`), which loads only with Keras 3: a file
+  that needs tf-keras is measured on TensorFlow only.
 - Keras 3 loads the file first; a `.keras` file written by tf-keras or a legacy `.h5` file
   that Keras 3 cannot load is tried with tf-keras, always inside tf-keras's safe-mode scope
   (its HDF5 loader never sets one itself, and without it a stored `lambda` runs). When
@@ -133,10 +135,8 @@ def import_custom_objects(modules: list[str]) -> dict[str, Any]:
     return objects
 
 
-def load(path: str, graph, *, unsafe_load: bool = False, custom_objects: list[str] = (),
-         verbose: bool = False) -> tuple[Any, str]:
-    """Load the model at `path` and return it with the name of the loader that succeeded
-    ("keras" or "tf_keras")."""
+def refuse_unsafe(graph, unsafe_load: bool) -> None:
+    """Refuse a model whose graph has a Lambda layer, unless `unsafe_load`."""
     if graph is not None and not unsafe_load:
         unsafe = unsafe_layers(graph)
         if unsafe:
@@ -145,7 +145,15 @@ def load(path: str, graph, *, unsafe_load: bool = False, custom_objects: list[st
                 f"{', …' if len(unsafe) > 3 else ''}) whose stored Python code would run when "
                 "the model loads, so the probe did not load it; if you trust the file, pass "
                 "--unsafe-load")
-    tf, keras = import_keras(verbose)
+
+
+def load(path: str, graph, *, unsafe_load: bool = False, custom_objects: list[str] = (),
+         verbose: bool = False, backend: str = "tensorflow") -> tuple[Any, str]:
+    """Load the model at `path` and return it with the name of the loader that succeeded
+    ("keras" or "tf_keras"). On the JAX backend only Keras 3 loads: tf-keras is TensorFlow's,
+    and the JAX process never imports TensorFlow."""
+    refuse_unsafe(graph, unsafe_load)
+    _, keras = import_keras(verbose, backend)
     if _pending_free:
         free_previous()
     objects = import_custom_objects(list(custom_objects))
@@ -167,6 +175,10 @@ def load(path: str, graph, *, unsafe_load: bool = False, custom_objects: list[st
                              f"({message}); if you trust the file, pass --unsafe-load") from None
         errors.append(f"Keras 3: {message}")
     custom = custom_layers(graph) if graph is not None else []
+    if backend != "tensorflow":
+        raise ProbeError(f"the model could not be loaded for the probe on {backend}: "
+                         f"{'; '.join(errors)}; tf-keras (Keras 2) files load only on "
+                         "TensorFlow: use --probe-backend tensorflow")
     # tf-keras imports whatever module a file names for a custom class; with custom classes
     # in the file, only a module the person named may be imported, so tf-keras is tried
     # only once they have named one.

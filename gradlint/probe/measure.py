@@ -3,8 +3,10 @@
 For each seed the probe draws a batch and targets, runs the model in training mode
 (BatchNormalization normalizes with the batch's statistics, as during training: measured
 here, ResNet50's first/last kernel-gradient ratio is 0.09 in inference mode and 33 in
-training mode), and takes, in one `tf.GradientTape.gradient` call, the loss gradient with
-respect to every layer's kernel and every recurrent layer's input sequence. Each number is
+training mode), and takes, in one backward pass of the backend's own gradient machinery
+(`backends`: `tf.GradientTape` on TensorFlow, `jax.value_and_grad` over `stateless_call` on
+JAX), the loss gradient with respect to every layer's kernel and every recurrent layer's
+input sequence; the norms are then taken in NumPy, the same for every backend. Each number is
 then the median over the seeds. The model's non-trainable state (BatchNormalization's moving
 statistics, random-number generators) is put back afterwards, so that probing a live model
 leaves it as it was.
@@ -26,6 +28,7 @@ import numpy as np
 from gradlint.probe.batch import (DEFAULT_LENGTH, DEFAULT_VOCABULARY, InputSpec,
                                   concrete_shape, losses_for_outputs, make_input, make_loss,
                                   make_target)
+from gradlint.probe.backends import SparseRows, for_module, to_numpy
 from gradlint.probe.environment import ProbeError
 from gradlint.probe.instrument import (GATED_CELLS, Instrument, activation_name, cell_class,
                                        kernel_variables, leaf_layers)
@@ -285,32 +288,38 @@ def _activations_by_path(graph: Any) -> dict[str, str | None]:
     return result
 
 
-def _norm_squared(tf, gradient) -> float | None:
+def _norm_squared(gradient) -> float | None:
     if gradient is None:
         return None
-    if isinstance(gradient, tf.IndexedSlices):
-        unique, positions = tf.unique(gradient.indices)
-        values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.size(unique))
-        return float(tf.reduce_sum(tf.square(tf.cast(values, tf.float32))).numpy())
-    return float(tf.reduce_sum(tf.square(tf.cast(gradient, tf.float32))).numpy())
+    values = gradient.values if isinstance(gradient, SparseRows) else gradient
+    values = np.asarray(values, dtype=np.float64).ravel()
+    return float(np.dot(values, values))
 
 
-def _units_identical(tf, gradient) -> bool | None:
-    if gradient is None or isinstance(gradient, tf.IndexedSlices) or len(gradient.shape) < 2 \
-            or gradient.shape[-1] is None or gradient.shape[-1] < 2:
+def _units_identical(gradient) -> bool | None:
+    if gradient is None or isinstance(gradient, SparseRows) or gradient.ndim < 2 \
+            or gradient.shape[-1] < 2:
         return None
-    values = tf.reshape(tf.cast(gradient, tf.float32), (-1, gradient.shape[-1]))
-    spread = float(tf.reduce_max(tf.abs(values - values[:, :1])).numpy())
-    scale = float(tf.reduce_max(tf.abs(values)).numpy())
+    values = np.asarray(gradient, dtype=np.float32).reshape(-1, gradient.shape[-1])
+    spread = float(np.max(np.abs(values - values[:, :1])))
+    scale = float(np.max(np.abs(values)))
     if not math.isfinite(spread) or scale == 0.0:
         return None
     return spread <= IDENTICAL_TOLERANCE * scale
 
 
-def _step_norms(tf, gradient) -> list[float]:
-    values = tf.cast(gradient, tf.float32)
-    axes = [0] + list(range(2, len(values.shape)))
-    return [float(v) for v in tf.sqrt(tf.reduce_sum(tf.square(values), axis=axes)).numpy()]
+def _step_norms(gradient) -> list[float]:
+    values = np.asarray(gradient, dtype=np.float64)
+    axes = (0,) + tuple(range(2, values.ndim))
+    return [float(v) for v in np.sqrt(np.sum(np.square(values), axis=axes))]
+
+
+def _weight_norm(variables) -> float:
+    total = 0.0
+    for variable in variables:
+        values = np.asarray(to_numpy(variable), dtype=np.float64).ravel()
+        total += float(np.dot(values, values))
+    return math.sqrt(total)
 
 
 def measure(tf, keras, model: Any, graph: Any = None, *, seeds: int = 3, batch: int = 4,
@@ -318,9 +327,11 @@ def measure(tf, keras, model: Any, graph: Any = None, *, seeds: int = 3, batch: 
             symmetry: set[str] | None = None) -> Measurements:
     """Measure gradients of `model` over `seeds` synthetic batches of `batch` samples.
 
-    `reference` is the path of the layer whose kernel gradient the ratios divide by (the
-    static estimate's reference); by default the last weighted layer. `symmetry` names the
-    layers whose units are checked for identical gradients (every layer when None).
+    `tf` is the framework `environment.import_keras` returned (TensorFlow, or JAX), which
+    picks the backend (`backends.for_module`). `reference` is the path of the layer whose
+    kernel gradient the ratios divide by (the static estimate's reference); by default the
+    last weighted layer. `symmetry` names the layers whose units are checked for identical
+    gradients (every layer when None).
     """
     specs = input_specs(model, graph)
     problem = undeclared_input_shape(specs, graph)
@@ -334,7 +345,10 @@ def measure(tf, keras, model: Any, graph: Any = None, *, seeds: int = 3, batch: 
             vocabularies[position] = vocabulary
     if length is None:
         length = _longest_sequence(model)
-    instrument = Instrument(tf, model, _activations_by_path(graph))
+    backend = for_module(tf, keras)
+    instrument = Instrument(backend, model, _activations_by_path(graph),
+                            frozenset(layer.path for layer in graph.layers()) if graph else
+                            frozenset())
     kernels = []
     seen_variables: set[int] = set()
     for path, layer in instrument.layers:
@@ -344,10 +358,8 @@ def measure(tf, keras, model: Any, graph: Any = None, *, seeds: int = 3, batch: 
             kernels.append((path, layer, variables))
             instrument.weighted.add(path)
     flat = [v for _, _, variables in kernels for v in variables]
-    weight_norms = {path: math.sqrt(sum(float(tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
-                                                 .numpy()) for v in variables))
-                    for path, _, variables in kernels}
-    state = [(v, v.numpy()) for v in getattr(model, "non_trainable_variables", [])]
+    weight_norms = {path: _weight_norm(variables) for path, _, variables in kernels}
+    state = [(v, to_numpy(v)) for v in getattr(model, "non_trainable_variables", [])]
     per_seed_kernels: dict[str, list[float | None]] = {path: [] for path, _, _ in kernels}
     identical: dict[str, list[bool | None]] = {path: [] for path, _, _ in kernels}
     per_seed_calls: list[dict[str, dict[str, Any]]] = []
@@ -357,6 +369,25 @@ def measure(tf, keras, model: Any, graph: Any = None, *, seeds: int = 3, batch: 
     losses = None
     loss_values = []
     seeds_run = 0
+
+    def loss_of(outputs_list: list, rng: np.random.Generator):
+        """The loss of one pass; the targets are drawn from `rng` after the inputs, in
+        the order of the outputs, so every backend differentiates the same numbers."""
+        nonlocal losses
+        if losses is None:
+            names = list(getattr(model, "output_names", None) or [])
+            if len(names) != len(outputs_list):
+                names = [f"output_{i}" for i in range(len(outputs_list))]
+            loss_specs = losses_for_outputs(
+                training_loss, names, output_activations(model, graph, len(outputs_list)))
+            losses = [(spec, make_loss(keras, spec)) for spec in loss_specs]
+        total = 0.0
+        for output, (spec, loss_function) in zip(outputs_list, losses):
+            with backend.paused():
+                target = backend.convert(make_target(spec, output.shape, rng))
+            total = total + loss_function(target, keras.ops.cast(output, "float32"))
+        return total
+
     try:
         for seed in range(max(seeds, 1)):
             rng = np.random.default_rng(seed)
@@ -364,59 +395,34 @@ def measure(tf, keras, model: Any, graph: Any = None, *, seeds: int = 3, batch: 
             for spec, vocabulary in zip(specs, vocabularies):
                 shape = concrete_shape(spec, batch, length)
                 arrays.append(make_input(spec, shape, vocabulary, rng))
-            tensors = [tf.convert_to_tensor(a) for a in arrays]
+            tensors = [backend.convert(a) for a in arrays]
             if all(spec.key is not None for spec in specs):
                 feed: Any = {spec.key: tensor for spec, tensor in zip(specs, tensors)}
             else:
                 feed = tensors[0] if len(tensors) == 1 else tensors
-            with tf.GradientTape() as tape:
-                instrument.begin(tape)
-                for tensor in tensors:
-                    if tensor.dtype.is_floating:
-                        tape.watch(tensor)
-                outputs = model(feed, training=True)
-                outputs_list = list(outputs.values()) if isinstance(outputs, dict) else \
-                    list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-                if losses is None:
-                    names = list(getattr(model, "output_names", None) or [])
-                    if len(names) != len(outputs_list):
-                        names = [f"output_{i}" for i in range(len(outputs_list))]
-                    loss_specs = losses_for_outputs(
-                        training_loss, names, output_activations(model, graph,
-                                                                 len(outputs_list)))
-                    losses = [(spec, make_loss(keras, spec)) for spec in loss_specs]
-                total = 0.0
-                for output, (spec, loss_function) in zip(outputs_list, losses):
-                    with tape.stop_recording():
-                        target = tf.convert_to_tensor(make_target(spec, output.shape, rng))
-                    total = total + loss_function(target, tf.cast(output, tf.float32))
-            recurrent = instrument.recurrent_inputs
-            targets = flat + [inputs for _, _, inputs in recurrent]
-            gradients = tape.gradient(total, targets) if targets else []
+            step = backend.step(model, feed, tensors, flat,
+                                lambda outputs: loss_of(outputs, rng), instrument)
+            gradients = step.gradients
             seeds_run += 1
-            loss_value = float(total.numpy()) if hasattr(total, "numpy") else float(total)
-            loss_values.append(loss_value)
-            if not math.isfinite(loss_value):
+            loss_values.append(step.loss)
+            if not math.isfinite(step.loss):
                 nonfinite.add("loss")
-            for output in outputs_list:
-                if not bool(tf.reduce_all(tf.math.is_finite(tf.cast(output, tf.float32)))):
-                    nonfinite.add("output")
+            if not all(step.outputs_finite):
+                nonfinite.add("output")
             position = 0
             for path, layer, variables in kernels:
                 parts = gradients[position:position + len(variables)]
                 position += len(variables)
-                squares = [_norm_squared(tf, g) for g in parts]
+                squares = [_norm_squared(g) for g in parts]
                 known = [s for s in squares if s is not None]
                 norm = math.sqrt(sum(known)) if known else None
                 if norm is not None and not math.isfinite(norm):
                     nonfinite.add(path)
                 per_seed_kernels[path].append(norm)
                 if parts and (symmetry is None or path in symmetry):
-                    identical[path].append(_units_identical(tf, parts[0]))
-            for (node_path, layer, _), gradient in zip(recurrent, gradients[len(flat):]):
-                if gradient is None:
-                    continue
-                steps = _step_norms(tf, gradient)
+                    identical[path].append(_units_identical(parts[0]))
+            for node_path, layer, gradient in step.sequences:
+                steps = _step_norms(gradient)
                 if getattr(layer, "go_backwards", False) and \
                         type(layer).__name__ != "Bidirectional":
                     steps = steps[::-1]
@@ -427,7 +433,7 @@ def measure(tf, keras, model: Any, graph: Any = None, *, seeds: int = 3, batch: 
             for node_path, stats in calls.items():
                 if stats["nonfinite"]:
                     nonfinite.add(node_path)
-            del gradients, tape, outputs, outputs_list, total
+            del gradients, step
     finally:
         instrument.restore()
         for variable, value in state:

@@ -116,6 +116,7 @@ class Measurements:
     batch: int = 0
     training_mode: bool = True
     loader: str = "keras"
+    backend: str = "tensorflow"  # the Keras backend whose gradient machinery measured it
     input_shapes: list[tuple] = field(default_factory=list)
     batch_statistics: bool = False  # the model normalizes by batch statistics (BatchNorm)
     notes: list[str] = field(default_factory=list)  # what the probe could not measure, and why
