@@ -26,7 +26,7 @@ import gradlint
 from gradlint.config import Settings
 
 import probe_models as models
-from conftest import keras3, run_gradlint
+from conftest import keras2, keras3, run_gradlint
 
 pytest.importorskip("jax")
 
@@ -162,8 +162,19 @@ def test_both_backends_measure_the_same_numbers_and_verdicts(reports):
     assert "tensorflow" not in modules and "tf_keras" not in modules
 
 
+def tf_keras_sigmoid():
+    """Written by tf-keras: 8 sigmoid layers, each named, so that building it here leaves
+    tf-keras's name counter (which names other modules' unnamed layers) as it was."""
+    tf_keras = keras2()
+    layers = [tf_keras.Input((16,))] + [
+        tf_keras.layers.Dense(32, activation="sigmoid", name=f"{PREFIX}_hidden_{index}")
+        for index in range(8)] + [tf_keras.layers.Dense(3, activation="softmax",
+                                                        name=f"{PREFIX}_head")]
+    return tf_keras.Sequential(layers, name=f"{PREFIX}_tf_keras_sigmoid")
+
+
 def test_a_tf_keras_file_is_refused_on_jax_with_a_clear_message(save_model):
-    path = save_model(f"{PREFIX}-tf-keras", models.tf_keras_sigmoid, "h5")
+    path = save_model(f"{PREFIX}-tf-keras", tf_keras_sigmoid, "h5")
     report = gradlint.lint(str(path), probe=True, settings=Settings(probe_backend="jax"))
     (result,) = report.files
     assert result.probe["ran"] is False
