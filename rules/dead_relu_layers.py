@@ -45,7 +45,6 @@ al., *AutoTrainer*, ICSE 2021.
 """
 
 import math
-from statistics import NormalDist
 
 from gradlint import verdicts
 from gradlint.findings import Problem, number, severity_above, span
@@ -61,7 +60,9 @@ CLAIMS = "vanishing"
 RELUS = ("relu", "relu6")
 # A unit is dead when its pre-activation is above zero for fewer than 1% of inputs: its bias
 # is below -2.33 standard deviations of the rest of its pre-activation.
-DEAD_QUANTILE = NormalDist().inv_cdf(0.99)
+# The standard normal's 99% quantile, NormalDist().inv_cdf(0.99) (the statistics module
+# costs 8 ms to import, on every run).
+DEAD_QUANTILE = 2.3263478740408408
 # A dead layer passes no gradient: the probe confirms below GL101's and GL201's warning line.
 CONFIRM_BELOW = 1e-2
 
@@ -90,7 +91,7 @@ def dead_fraction(analysis, node) -> float | None:
     line = -DEAD_QUANTILE * spread  # a bias below this leaves the unit dead
     if bias.std <= 0.0:
         return 1.0 if bias.mean < line else 0.0
-    return NormalDist(bias.mean, bias.std).cdf(line)
+    return 0.5 * (1.0 + math.erf((line - bias.mean) / (bias.std * math.sqrt(2.0))))
 
 
 def dead_layers(analysis, above: float):

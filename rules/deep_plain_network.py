@@ -31,8 +31,8 @@ Residual blocks (`x = x + block(x)`), dense connections, or fewer layers.
 - `min-layers` (20): weighted layers on the shortest route at which the rule looks. He et
   al.'s plain networks degrade from about 20 layers.
 - `min-change` (10): how far the estimate must move along the route.
-- `adaptive-factor` (0.01): under an optimizer that adapts its step sizes (Adam and kin,
-  see GL201), `min-change` is divided by it (10x becomes 1,000x).
+- `adaptive-factor` (0.1): under an optimizer that adapts its step sizes (Adam and kin,
+  see GL201), `min-change` is divided by it (10x becomes 100x).
 
 ## References
 He et al., *Deep Residual Learning for Image Recognition*, CVPR 2016.
@@ -48,7 +48,7 @@ SEVERITY = "warning"
 PRECISION = "medium"
 GROUPS = ("architecture",)
 ALIASES = ("no-shortcut",)
-OPTIONS = {"min-layers": 20, "min-change": 10.0, "adaptive-factor": 1e-2}
+OPTIONS = {"min-layers": 20, "min-change": 10.0, "adaptive-factor": 0.1}
 CLAIMS = "vanishing"
 # A condition, not a cause: beside a cause of the same vanishing it is reported inside it.
 CONDITION = True

@@ -39,10 +39,8 @@ Zhang et al., *AUTOTRAINER*, ICSE 2021. Wardat et al., *DeepDiagnosis*, ICSE 202
 al., *Dying ReLU and Initialization: Theory and Numerical Examples*, 2019.
 """
 
-import statistics
 
 from gradlint.findings import Problem, span
-from gradlint.training import training_of
 
 CODE = "GL954"
 NAME = "growing-dead-units"
@@ -55,6 +53,12 @@ PROBE = True
 
 
 def check(analysis, options):
+    # Imported here, not at the top: every run loads this module, few measure training,
+    # and gradlint.training and statistics cost 20 ms to import.
+    import statistics
+
+    from gradlint.training import training_of
+
     history = training_of(analysis)
     if history is None:
         return

@@ -31,8 +31,8 @@ estimate stays within a decade, and the rule counted them all as false alarms be
 ## Options
 - `min-layers` (12): the length of an unnormalized run at which the rule looks.
 - `min-change` (10): how far the estimate must move over the run.
-- `adaptive-factor` (0.01): under an optimizer that adapts its step sizes (Adam and kin,
-  see GL201), `min-change` is divided by it (10x becomes 1,000x).
+- `adaptive-factor` (0.1): under an optimizer that adapts its step sizes (Adam and kin,
+  see GL201), `min-change` is divided by it (10x becomes 100x).
 
 ## References
 Ioffe & Szegedy, *Batch Normalization*, ICML 2015. Klambauer et al., *Self-Normalizing Neural
@@ -50,7 +50,7 @@ SEVERITY = "warning"
 PRECISION = "medium"
 GROUPS = ("architecture",)
 ALIASES = ("no-normalization",)
-OPTIONS = {"min-layers": 12, "min-change": 10.0, "adaptive-factor": 1e-2}
+OPTIONS = {"min-layers": 12, "min-change": 10.0, "adaptive-factor": 0.1}
 CLAIMS = "vanishing"
 # A condition, not a cause: beside a cause of the same vanishing it is reported inside it.
 CONDITION = True

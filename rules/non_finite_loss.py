@@ -33,7 +33,6 @@ ICSE 2021. Wardat, Cruz & Rajan, *DeepDiagnosis*, ICSE 2022.
 import math
 
 from gradlint.findings import Problem
-from gradlint.training import training_of
 
 CODE = "GL951"
 NAME = "non-finite-loss"
@@ -46,6 +45,10 @@ PROBE = True
 
 
 def check(analysis, options):
+    # Imported here, not at the top: every run loads this module, few measure training,
+    # and gradlint.training costs 15 ms to import.
+    from gradlint.training import training_of
+
     history = training_of(analysis)
     if history is None:
         return

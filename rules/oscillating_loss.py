@@ -41,7 +41,6 @@ ICSE 2022.
 import math
 
 from gradlint.findings import Problem, number
-from gradlint.training import training_of
 
 CODE = "GL953"
 NAME = "oscillating-loss"
@@ -54,6 +53,10 @@ PROBE = True
 
 
 def check(analysis, options):
+    # Imported here, not at the top: every run loads this module, few measure training,
+    # and gradlint.training costs 15 ms to import.
+    from gradlint.training import training_of
+
     history = training_of(analysis)
     if history is None:
         return

@@ -36,10 +36,8 @@ ICSE 2022 (loss not decreasing).
 """
 
 import math
-import statistics
 
 from gradlint.findings import Problem, number
-from gradlint.training import training_of
 
 CODE = "GL952"
 NAME = "stalled-loss"
@@ -52,6 +50,12 @@ PROBE = True
 
 
 def check(analysis, options):
+    # Imported here, not at the top: every run loads this module, few measure training,
+    # and gradlint.training and statistics cost 20 ms to import.
+    import statistics
+
+    from gradlint.training import training_of
+
     history = training_of(analysis)
     if history is None or history.last_step < options["min-steps"]:
         return

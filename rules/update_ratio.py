@@ -43,10 +43,8 @@ Wardat et al., *DeepDiagnosis*, ICSE 2022 (learning rate too high or too low). K
 """
 
 import math
-import statistics
 
 from gradlint.findings import Problem, number
-from gradlint.training import training_of
 
 CODE = "GL955"
 NAME = "abnormal-update-ratio"
@@ -65,6 +63,12 @@ def _learning_rate(history) -> str:
 
 
 def check(analysis, options):
+    # Imported here, not at the top: every run loads this module, few measure training,
+    # and gradlint.training and statistics cost 20 ms to import.
+    import statistics
+
+    from gradlint.training import training_of
+
     history = training_of(analysis)
     if history is None or not history.records:
         return

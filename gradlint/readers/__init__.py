@@ -142,21 +142,34 @@ def detect_format(path: str, *, allow_ambiguous: bool = False) -> str:
     return found
 
 
+# What `gradlint.readers.savedmodel.MEMBER_FILES` names: either names a SavedModel.
+SAVED_MODEL_MEMBERS = ("keras_metadata.pb", "saved_model.pb")
+
+
+def _saved_model(directory: str) -> bool:
+    from gradlint.readers import savedmodel
+
+    return savedmodel.is_saved_model(directory)
+
+
 def read_model(path: str, *, read_weights: bool = True, limits: Limits = DEFAULT_LIMITS,
                allow_ambiguous: bool = False) -> ModelGraph:
     """Read a saved Keras model: a file, or a SavedModel directory (named by the directory
     or by its `saved_model.pb` or `keras_metadata.pb`). Raises `ModelReadError` with a clear
     message otherwise."""
-    from gradlint.readers import savedmodel
-
     if os.path.isdir(path):
+        from gradlint.readers import savedmodel
+
         if savedmodel.is_saved_model(path):
             return savedmodel.read(path, read_weights=read_weights, limits=limits)
         raise UnsupportedFormat("a directory is not a model file")
     directory = os.path.dirname(path) or "."
-    if os.path.basename(path) in savedmodel.MEMBER_FILES and savedmodel.is_saved_model(directory) \
-            and os.path.isfile(path):
+    # The SavedModel reader is imported only for a name it could own (it costs 2.6 ms).
+    if os.path.basename(path) in SAVED_MODEL_MEMBERS and os.path.isfile(path) and \
+            _saved_model(directory):
         # The SavedModel is its directory: either file of it names the whole model.
+        from gradlint.readers import savedmodel
+
         return savedmodel.read(directory, read_weights=read_weights, limits=limits)
     found = detect_format(path, allow_ambiguous=allow_ambiguous)
     if found == JSON_ARCHITECTURE:
