@@ -84,18 +84,9 @@ def _following_slope(analysis, node_id: int) -> float:
 
 def check(analysis, options):
     estimate = analysis.estimate
-    candidates = []
-    for node in analysis.weighted_nodes():
-        record = estimate[node.id]
-        if record.input_scale is not None and not node.layer.family.takes_indices:
-            candidates.append((record.input_scale, node, "signal entering"))
-        if record.kernel_gradient is not None:
-            candidates.append((record.kernel_gradient, node, "kernel gradient of"))
-    for output in analysis.graph.outputs:
-        candidates.append((estimate[output].forward_scale, analysis.node(output), "output of"))
-    if not candidates:
+    worst, worst_node, where = analysis.largest(estimate)
+    if worst is None:
         return
-    worst, worst_node, where = max(candidates, key=lambda item: item[0])
     severity = severity_above(worst, options["error-above"], options["warning-above"])
     if severity is None:
         return

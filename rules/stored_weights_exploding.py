@@ -60,28 +60,14 @@ def confirm(finding, measurements, options):
                               max(options["warning-above"], CONFIRM_RATIO_ABOVE))
 
 
-def largest(analysis, estimate):
-    """(value, node, what) of the largest signal or kernel gradient in one estimate."""
-    candidates = []
-    for node in analysis.weighted_nodes():
-        record = estimate[node.id]
-        if record.input_scale is not None and not node.layer.family.takes_indices:
-            candidates.append((record.input_scale, node, "signal entering"))
-        if record.kernel_gradient is not None:
-            candidates.append((record.kernel_gradient, node, "kernel gradient of"))
-    for output in analysis.graph.outputs:
-        candidates.append((estimate[output].forward_scale, analysis.node(output), "output of"))
-    return max(candidates, key=lambda item: item[0], default=(None, None, None))
-
-
 def check(analysis, options):
     if analysis.weights_estimate is None:
         return
     above = options["warning-above"]
-    start, _, _ = largest(analysis, analysis.estimate)
+    start, _, _ = analysis.largest(analysis.estimate)
     if start is not None and start > above:
         return  # the initializers already make it grow: GL203's finding
-    worst, node, what = largest(analysis, analysis.weights_estimate)
+    worst, node, what = analysis.largest(analysis.weights_estimate)
     if worst is None or severity_above(worst, options["error-above"], above) is None:
         return
     moved = moved_layers(analysis)

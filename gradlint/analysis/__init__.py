@@ -34,6 +34,23 @@ class Analysis:
     def node(self, node_id: int) -> Node:
         return self.graph.nodes[node_id]
 
+    def largest(self, estimate: SignalEstimate) -> tuple:
+        """(value, node, what) of the largest signal or kernel gradient in one estimate
+        (the initializers' or the stored weights'): the signal entering a weighted layer,
+        a kernel gradient, or an output; (None, None, None) when it has none."""
+        candidates = []
+        for node in self.weighted_nodes():
+            record = estimate[node.id]
+            if record.input_scale is not None and not node.layer.family.takes_indices:
+                candidates.append((record.input_scale, node, "signal entering"))
+            if record.kernel_gradient is not None:
+                candidates.append((record.kernel_gradient, node, "kernel gradient of"))
+        for output in self.graph.outputs:
+            if estimate[output].forward_scale is not None:
+                candidates.append((estimate[output].forward_scale, self.node(output),
+                                   "output of"))
+        return max(candidates, key=lambda item: item[0], default=(None, None, None))
+
     def estimate_change(self, first: Node, last: Node) -> float | None:
         """By how much (a factor, at least 1) the estimated signal entering two weighted
         layers and their kernel gradients differ: what a run of layers between them does.

@@ -48,12 +48,15 @@ def is_saved_model(directory: str) -> bool:
         os.path.isfile(os.path.join(directory, GRAPH))
 
 
-def _varint(data: memoryview, position: int) -> tuple[int, int]:
+def varint(data, position: int, where: str = METADATA,
+           error: type[ModelReadError] = ModelReadError) -> tuple[int, int]:
+    """The base-128 varint at `position` of `data` (protocol buffers, LevelDB tables) and
+    the position after it; `error` names `where` when the data ends or runs past 10 bytes."""
     result = 0
     shift = 0
     while True:
         if position >= len(data):
-            raise ModelReadError(f"{METADATA} is truncated (a number runs past its end)")
+            raise error(f"{where} is truncated (a number runs past its end)")
         byte = data[position]
         position += 1
         result |= (byte & 0x7F) << shift
@@ -61,7 +64,8 @@ def _varint(data: memoryview, position: int) -> tuple[int, int]:
             return result, position
         shift += 7
         if shift >= 70:
-            raise ModelReadError(f"{METADATA} is corrupted (a number longer than 10 bytes)")
+            raise error(f"{where} is corrupted (a number longer than 10 bytes)")
+
 
 
 def fields(data: memoryview):
@@ -69,14 +73,14 @@ def fields(data: memoryview):
     varint, a memoryview for a length-delimited field, None for a fixed-size one."""
     position = 0
     while position < len(data):
-        key, position = _varint(data, position)
+        key, position = varint(data, position)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise ModelReadError(f"{METADATA} is corrupted (a field numbered 0)")
         if wire == VARINT:
-            value, position = _varint(data, position)
+            value, position = varint(data, position)
         elif wire == LENGTH:
-            length, position = _varint(data, position)
+            length, position = varint(data, position)
             if length > len(data) - position:
                 raise ModelReadError(f"{METADATA} is truncated (a field of {length} bytes runs "
                                      "past its end)")
@@ -133,21 +137,21 @@ def restore_line_endings(data: bytes) -> bytes | None:
     position = 0
     while position < len(data):
         start = position
-        key, position = _varint(view, position)
+        key, position = varint(view, position)
         if key != 0x0A:  # field 1, length-delimited: the only top-level field written
             return None
-        length, position = _varint(view, position)
+        length, position = varint(view, position)
         head = bytes(view[start:position])
         node = bytearray()
         while len(node) < length:
             field_start = position
-            key, position = _varint(view, position)
+            key, position = varint(view, position)
             number, wire = key >> 3, key & 7
             if wire == VARINT:
-                _, position = _varint(view, position)
+                _, position = varint(view, position)
                 node += view[field_start:position]
             elif wire == LENGTH:
-                size, position = _varint(view, position)
+                size, position = varint(view, position)
                 node += view[field_start:position]
                 if number != 5:
                     if size > len(data) - position:

@@ -40,19 +40,9 @@ class CheckpointError(ModelReadError):
 
 
 def _varint(data, position: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if position >= len(data):
-            raise CheckpointError("variables.index is truncated")
-        byte = data[position]
-        position += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, position
-        shift += 7
-        if shift >= 70:
-            raise CheckpointError("variables.index is corrupted (a number longer than 10 "
-                                  "bytes)")
+    from gradlint.readers.savedmodel import varint
+
+    return varint(data, position, "variables.index", CheckpointError)
 
 
 def _fields(data) -> dict[int, list]:
