@@ -166,7 +166,7 @@ def estimate(graph: ModelGraph, source: str = "initializers", mode: str = "train
         forwards[node.id] = forward
         signal = forward.signal
         signal = Signal(_settled(signal.second), signal.mean if signal.mean == signal.mean else 0.0,
-                        min(_settled(signal.constant), _settled(signal.second)))
+                        min(_settled(signal.constant), _settled(signal.second)), signal.law)
         signals[node.id] = signal
         if forward.passed_through:
             record.passed_through = True

@@ -49,6 +49,11 @@ class Signal:
     second: float = 1.0
     mean: float = 0.0
     constant: float = 0.0
+    # Where the tensor is not Gaussian in a way that matters to a ReLU after it: ("relu", m,
+    # v) for relu(N(m, v)); ("relu+normal", m, v, mean, variance) for that plus an
+    # independent Gaussian (a post-activation residual block's sum). None: Gaussian. A
+    # family that builds a new signal leaves it None.
+    law: tuple | None = None
 
     @property
     def varying(self) -> float:

@@ -42,6 +42,21 @@ def _sum(inputs: list[Signal], signs: list[float]) -> Signal:
     return Signal(settled(varying + constant), mean, constant)
 
 
+def _residual_law(inputs: list[Signal]) -> tuple | None:
+    """("relu+normal", m, v, mean, variance) for the sum of one ReLU output, relu(N(m, v)),
+    and Gaussian terms (a ResNet v1 block's shortcut and its branch's BatchNorm output):
+    the ReLU after it integrates that sum exactly (`activations.relu_of_rectified_sum`)."""
+    rectified = [s for s in inputs if s.law is not None and s.law[0] == "relu"]
+    if len(rectified) != 1 or len(inputs) < 2 or \
+            any(s.law is not None for s in inputs if s is not rectified[0]):
+        return None
+    others = [s for s in inputs if s is not rectified[0]]
+    mean = sum(s.mean for s in others)
+    variance = sum(s.variance for s in others)
+    _, m, v = rectified[0].law
+    return ("relu+normal", m, v, mean, variance)
+
+
 def _terms(layer, inputs: list[Signal]) -> list[tuple[int, Signal]]:
     """A sum's terms by argument position: its tensors, and the scalar arguments of a
     Keras 3 operation (`x + 3.0` shifts the mean by 3) as constant signals."""
@@ -147,9 +162,10 @@ class MergeFamily(Family):
         if kind == "add":
             terms = _terms(node.layer, inputs)
             subtract = node.layer.class_name.endswith("Subtract")
-            return Forward(_sum([term for _, term in terms],
-                                [-1.0 if subtract and position else 1.0
-                                 for position, _ in terms]))
+            total = _sum([term for _, term in terms],
+                         [-1.0 if subtract and position else 1.0 for position, _ in terms])
+            return Forward(Signal(total.second, total.mean, total.constant,
+                                  _residual_law(inputs) if not subtract else None))
         if kind == "average":
             total = _sum(inputs, [1.0] * len(inputs))
             n = float(len(inputs))
