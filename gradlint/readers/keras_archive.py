@@ -59,7 +59,21 @@ def read(path: str, *, read_weights: bool = True, limits: Limits = DEFAULT_LIMIT
         raise ModelReadError("config.json is not a Keras model configuration (expected a JSON "
                              "object with 'class_name' and 'config')")
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
-    version = version if isinstance(version, str) else None
+    graph = graph_from_config(config, version)
+    keras2 = graph.format == "keras-v2-archive"
+    if read_weights:
+        if weights_info is None:
+            graph.notes.append("the archive holds no model.weights.h5; estimates use the "
+                               "initializers only")
+        else:
+            _attach_weights(path, weights_info, graph, config, keras2, limits)
+    return graph
+
+
+def graph_from_config(config: dict, keras_version: str | None) -> ModelGraph:
+    """The graph of an archive's parsed config.json, without its weights; `keras_version`
+    from its metadata.json says whether tf-keras (2.x) or Keras 3 wrote it."""
+    version = keras_version if isinstance(keras_version, str) else None
     keras2 = version is not None and version.startswith("2.")
     graph = build_graph(config, format="keras-v2-archive" if keras2 else "keras-v3-archive",
                         keras2=keras2)
@@ -68,12 +82,6 @@ def read(path: str, *, read_weights: bool = True, limits: Limits = DEFAULT_LIMIT
     if isinstance(compile_config, dict):
         graph.training = parse_training(compile_config.get("optimizer"),
                                         compile_config.get("loss"))
-    if read_weights:
-        if weights_info is None:
-            graph.notes.append("the archive holds no model.weights.h5; estimates use the "
-                               "initializers only")
-        else:
-            _attach_weights(path, weights_info, graph, config, keras2, limits)
     return graph
 
 

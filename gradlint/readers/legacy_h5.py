@@ -5,6 +5,7 @@ weights live under ``model_weights/``."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from gradlint.errors import ModelReadError, UnsupportedFormat
 from gradlint.graph import ModelGraph
@@ -44,6 +45,16 @@ def _attribute_json(handle, name: str, limits: Limits) -> object:
                              "configuration") from None
 
 
+def graph_from_config(config: Any, training: Any, keras_version: str | None) -> ModelGraph:
+    """The graph of a legacy file's parsed ``model_config`` and ``training_config``
+    attributes, without its weights."""
+    graph = build_graph(config, format="keras-legacy-h5", keras2=True)
+    graph.keras_version = keras_version
+    if isinstance(training, dict):
+        graph.training = parse_training(training.get("optimizer_config"), training.get("loss"))
+    return graph
+
+
 def read(path: str, *, read_weights: bool = True, limits: Limits = DEFAULT_LIMITS) -> ModelGraph:
     import os
 
@@ -69,11 +80,7 @@ def read(path: str, *, read_weights: bool = True, limits: Limits = DEFAULT_LIMIT
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as error:
             # h5py's errors for a corrupted file: heaps, B-trees, attribute encodings.
             raise ModelReadError(f"the HDF5 file is corrupted ({error})") from None
-        graph = build_graph(config, format="keras-legacy-h5", keras2=True)
-        graph.keras_version = version
-        if isinstance(training, dict):
-            graph.training = parse_training(training.get("optimizer_config"),
-                                            training.get("loss"))
+        graph = graph_from_config(config, training, version)
         if read_weights and "model_weights" in handle:
             from gradlint.readers.weights import attach_legacy_weights
 
