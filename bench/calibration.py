@@ -551,8 +551,7 @@ def write_doc(results: dict, path: str) -> None:
     lines += [
         "", "## Reproducing", "",
         "```sh",
-        ".venv/bin/pip install -e '.[dev]'          # TensorFlow, Keras, tf-keras",
-        ".venv/bin/pip install keras-hub            # optional: the keras_hub group",
+        ".venv/bin/pip install -e '.[dev]'   # TensorFlow, Keras, tf-keras, keras-hub",
         "TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python bench/calibration.py"
         + ("".join(" " + a for a in meta.get("argv") or [])),
         "```", "",

@@ -186,7 +186,8 @@ def severity_below(value: float, error_below: float, warning_below: float) -> st
     return None
 
 
-def adaptive_thresholds(analysis, options: dict) -> tuple[float, float]:
+def adaptive_thresholds(analysis, options: dict, error_key: str = "error-below",
+                        warning_key: str = "warning-below") -> tuple[float, float]:
     """A vanishing rule's (`error-below`, `warning-below`) for the optimizer the file names.
 
     An optimizer that adapts its step sizes (Adam and its kin) takes steps of the usual size
@@ -197,7 +198,7 @@ def adaptive_thresholds(analysis, options: dict) -> tuple[float, float]:
     all of them stay at chance (9%). A file saved without a compile configuration names no
     optimizer, so an error there needs what fails under either: the error threshold times
     the factor, the warning threshold as it is."""
-    error, warning = options["error-below"], options["warning-below"]
+    error, warning = options[error_key], options[warning_key]
     factor = options.get("adaptive-factor", 1.0)
     training = analysis.graph.training
     if training is None or training.optimizer is None:
