@@ -25,6 +25,7 @@ the probe imported (`environment.import_keras`).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -59,8 +60,9 @@ def for_module(module: Any, keras: Any) -> "Backend":
     return TensorFlowBackend(module)
 
 
-class Backend:
-    """The interface; see the module's docstring."""
+class Backend(abc.ABC):
+    """The interface; see the module's docstring. Each backend defines the abstract
+    methods; the others have defaults both share."""
 
     name = ""
 
@@ -69,11 +71,13 @@ class Backend:
         self.recurrent_inputs: list[tuple[str, Any, Any]] = []
 
     # -- the pass ---------------------------------------------------------------------
+    @abc.abstractmethod
     def convert(self, array: np.ndarray) -> Any:
-        raise NotImplementedError
+        """One backend's own."""
 
+    @abc.abstractmethod
     def step(self, model, feed, inputs, variables, loss_of: Callable, instrument) -> Step:
-        raise NotImplementedError
+        """One backend's own."""
 
     def watch_sequence(self, node_path: str, layer: Any, inputs: Any) -> Any:
         """A recurrent layer's input, as the layer should receive it: watched for its
@@ -86,26 +90,33 @@ class Backend:
         yield
 
     # -- what the instrument reads --------------------------------------------------------
+    @abc.abstractmethod
     def concrete(self, tensor: Any) -> Any | None:
-        raise NotImplementedError
+        """One backend's own."""
 
+    @abc.abstractmethod
     def is_floating(self, tensor: Any) -> bool:
-        raise NotImplementedError
+        """One backend's own."""
 
+    @abc.abstractmethod
     def rms(self, x) -> float:
-        raise NotImplementedError
+        """One backend's own."""
 
+    @abc.abstractmethod
     def std(self, x) -> float:
-        raise NotImplementedError
+        """One backend's own."""
 
+    @abc.abstractmethod
     def count_beyond(self, z, bound: float) -> tuple[float, float]:
-        raise NotImplementedError
+        """One backend's own."""
 
+    @abc.abstractmethod
     def count_outside(self, y, low: float, high: float) -> tuple[float, float]:
-        raise NotImplementedError
+        """One backend's own."""
 
+    @abc.abstractmethod
     def alive(self, y) -> np.ndarray:
-        raise NotImplementedError
+        """One backend's own."""
 
 
 def to_numpy(value: Any) -> np.ndarray:
