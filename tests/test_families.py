@@ -365,11 +365,16 @@ PROBED = {"dense-bn-relu": dense_bn_relu(), "se-cnn": se_cnn(),
           "layer-scale": layer_scale_block(1e-3)}
 
 
+def probed(path) -> dict:
+    """The JSON report of one file, probed at batch 32 (the estimate's) with 2 seeds."""
+    return gradlint.lint(str(path), probe=True, settings=dataclasses.replace(
+        Settings(), probe=True, probe_seeds=2, batch_size=32)).to_dict()["files"][0]
+
+
 @pytest.mark.parametrize("name", PROBED)
 def test_the_probe_measures_what_the_families_predict(save_model, name):
     path = save_model(f"{PREFIX}-probed-{name}", PROBED[name])
-    result = gradlint.lint(str(path), probe=True, settings=dataclasses.replace(
-        Settings(), probe=True, probe_seeds=2, batch_size=32)).to_dict()["files"][0]
+    result = probed(path)
     assert result["probe"]["ran"], result["probe"]
     errors = {}
     for layer in result["layers"]:
@@ -400,8 +405,7 @@ def test_a_same_window_on_a_small_map_loses_its_border_share(save_model):
             keras.layers.Dense(10, activation="softmax", name="output")])
 
     path = save_model(f"{PREFIX}-small-map-conv", build)
-    result = gradlint.lint(str(path), probe=True, settings=dataclasses.replace(
-        Settings(), probe=True, probe_seeds=2, batch_size=32)).to_dict()["files"][0]
+    result = probed(path)
     layer = next(layer for layer in result["layers"] if layer["path"] == "conv")
     estimate = layer["estimate"]["forward_scale"]
     assert estimate == pytest.approx(math.sqrt(2 * (10 / 12) ** 2), rel=0.01)
@@ -415,8 +419,7 @@ def test_a_post_activation_residual_stack_does_not_drift(save_model):
     # sum integrated exactly (activations.relu_of_rectified_sum) the errors stay together;
     # their common offset, about +0.5 here, comes from the pooled head, not the blocks.
     path = save_model(f"{PREFIX}-post-activation-residual", post_activation_residual())
-    result = gradlint.lint(str(path), probe=True, settings=dataclasses.replace(
-        Settings(), probe=True, probe_seeds=2, batch_size=32)).to_dict()["files"][0]
+    result = probed(path)
     errors = [math.log10(layer["estimate"]["kernel_gradient"]
                          / layer["measured"]["kernel_gradient"])
               for layer in result["layers"] if layer["path"].startswith("block_")
