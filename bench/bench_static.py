@@ -10,7 +10,9 @@ one run, model by model, the whole-process wall time and peak resident memory of
 - ``python -c "import tensorflow, keras; keras.models.load_model(FILE)"``,
 
 plus the bare interpreter, ``gradlint --version`` and ``import tensorflow, keras`` alone, and
-checks the targets of the static path. The results go to standard output and to
+checks the targets of the static path. With ``--reference CMD`` (an earlier checkout's
+``gradlint``), ``CMD --no-weights FILE`` is timed too, interleaved with this tree's runs, and
+the start-up target compares the two: start-up time is only comparable within one run. The results go to standard output and to
 bench/results/latest.md as Markdown. Progress goes to standard error.
 
 This process never imports TensorFlow, Keras, numpy or h5py: every measured command is a fresh
@@ -20,6 +22,7 @@ subprocess.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -31,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -53,6 +57,7 @@ TF_IMPORT = "import tensorflow, keras"
 
 # The static path's targets (issue 2, item 11).
 RESNET_NO_WEIGHTS_SECONDS = 0.15
+REFERENCE_TOLERANCE = 1.10  # this tree's --no-weights median over the reference's (issue 8)
 RESNET_SECONDS = 0.5
 RESNET_MB = 150
 VGG_SECONDS = 2.0
@@ -148,13 +153,25 @@ class Runner:
             start = time.perf_counter()
             process = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=errors, env=self.env,
                                        start_new_session=True)
+            # A blocking wait, with a timer for the time limit: `Popen.wait(timeout=...)` polls
+            # with sleeps that double up to 50 ms, which rounded every wall time up to the next
+            # poll (0.064, 0.114, 0.164 s, ...).
+            killed = threading.Event()
+
+            def kill() -> None:
+                killed.set()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+
+            timer = threading.Timer(timeout, kill)
+            timer.start()
             try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-                return Run(None, None, None, f"timed out after {timeout:.0f} s")
+            finally:
+                timer.cancel()
             wall = time.perf_counter() - start
+            if killed.is_set():
+                return Run(None, None, None, f"timed out after {timeout:.0f} s")
             errors.seek(0)
             stderr = errors.read()
             report.seek(0)
@@ -234,11 +251,16 @@ def measure_model(runner: Runner, args, gradlint: list[str], name: str, path: st
     facts = gradlint_facts(gradlint, path, runner.env)
     no_weights = Series("gradlint --no-weights")
     weights = Series("gradlint")
+    reference = Series("reference --no-weights") if args.reference else None
     subprocess.run([*gradlint, path], stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, env=runner.env)  # untimed warm-up of the weights path
-    for _ in range(args.repeat):  # interleaved, so drift in machine load hits both alike
+    if reference:
+        runner.run([args.reference, "--no-weights", path])  # its bytecode into the cache
+    for _ in range(args.repeat):  # interleaved, so drift in machine load hits all alike
         no_weights.runs.append(runner.run([*gradlint, "--no-weights", path]))
         weights.runs.append(runner.run([*gradlint, path]))
+        if reference:
+            reference.runs.append(runner.run([args.reference, "--no-weights", path]))
     log(f"{name}: gradlint --no-weights {_fmt(no_weights.median)} s, "
         f"gradlint {_fmt(weights.median)} s")
 
@@ -264,7 +286,7 @@ def measure_model(runner: Runner, args, gradlint: list[str], name: str, path: st
         log(f"{name}: TensorFlow load " + (f"{_fmt(tf.median)} s" if tf.median is not None
                                              else tf.failure))
     return {"name": name, "path": path, "facts": facts, "no_weights": no_weights,
-            "weights": weights, "tf": tf}
+            "weights": weights, "tf": tf, "reference": reference}
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -349,6 +371,16 @@ def target_rows(results: dict) -> list[tuple]:
         resnet = results["resnet50"]
         time_row("ResNet50, `--no-weights`, whole process", resnet["no_weights"],
                  RESNET_NO_WEIGHTS_SECONDS)
+        reference = resnet["reference"]
+        if reference is not None:
+            ours, theirs = resnet["no_weights"], reference
+            ratios = [None if a is None or not b else a / b for a, b in
+                      ((ours.median, theirs.median), (ours.minimum, theirs.minimum),
+                       (ours.cpu, theirs.cpu))]
+            rows.append(("ResNet50, `--no-weights`, against the reference",
+                         f"≤ {REFERENCE_TOLERANCE:.2f}×",
+                         *(("—" if r is None else f"{r:.2f}×") for r in ratios),
+                         *(_met(r, REFERENCE_TOLERANCE + 1e-9) for r in ratios)))
         time_row("ResNet50 with weight statistics", resnet["weights"], RESNET_SECONDS)
         memory_row("ResNet50 with weight statistics, peak RSS", resnet["weights"], RESNET_MB)
     if "vgg16" in results:
@@ -453,7 +485,9 @@ def render(results: dict, baselines: dict, machine: dict, meta: dict) -> str:
         tf_time = tf.median
         if tf_lower:
             tf_time = float(meta["tf_timeout"])
-        for series in (result["no_weights"], result["weights"]):
+        for series in (result["no_weights"], result["weights"], result["reference"]):
+            if series is None:
+                continue
             out.append(f"| {result['name']} | {layers} | {size:.1f} | `{series.label}` | "
                        f"{_fmt(series.median)} | {_fmt(series.minimum)} | {_fmt(series.cpu, 2)} | "
                        f"{_mb(series.peak_mb)} | {_ratio(tf_time, series.median, tf_lower)} |")
@@ -530,6 +564,8 @@ def main(argv=None) -> int:
     parser.add_argument("--gradlint", help="the gradlint command (default: the one beside "
                                            "this Python)")
     parser.add_argument("--python", help="the Python that imports TensorFlow (default: this one)")
+    parser.add_argument("--reference", help="another gradlint command (an earlier checkout's) to "
+                                            "time with --no-weights beside this one")
     parser.add_argument("--rss", choices=("auto", "gnu-time", "rusage"), default="auto",
                         help="how to measure peak RSS (default: /usr/bin/time -v when present)")
     parser.add_argument("--no-bytecode-cache", action="store_true",

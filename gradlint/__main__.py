@@ -8,6 +8,6 @@ import sys
 if sys.path and sys.path[0] in ("", os.getcwd()):
     del sys.path[0]
 
-from gradlint.cli import main  # noqa: E402
+from gradlint.cli import run  # noqa: E402
 
-main()
+run()

@@ -422,6 +422,25 @@ def test_no_colour_when_output_is_not_a_terminal(models):
     assert not ANSI.search(result.stdout)
 
 
+def test_command_ends_after_exit_handlers_and_with_every_byte_written(models):
+    # The command ends with os._exit (no teardown of the interpreter): exit handlers must
+    # still run, the exit code must be the report's and a long output must arrive whole.
+    script = ("import atexit, sys\n"
+              "atexit.register(lambda: sys.stderr.write('HANDLER-RAN'))\n"
+              "sys.argv = ['gradlint', *sys.argv[1:]]\n"
+              "from gradlint.cli import run\n"
+              "run()\n"
+              "sys.stderr.write('NOT-REACHED')\n")
+    for args, code in (([models["error"]], 1), ([models["clean"]], 0), (["--bogus"], 2)):
+        result = subprocess.run([sys.executable, "-c", script, "--isolated",
+                                 "--output-format", "json", *args],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == code, result.stderr
+        assert "HANDLER-RAN" in result.stderr and "NOT-REACHED" not in result.stderr
+        if code != 2:
+            assert json.loads(result.stdout)["files"]
+
+
 # --- --show-settings ---------------------------------------------------------------------
 
 def test_show_settings(models):

@@ -191,9 +191,9 @@ def test_missing_tensorflow_says_how_to_install(saved, tmp_path):
 
 def test_no_probe_overrides_the_file_and_imports_nothing(saved, tmp_path):
     (tmp_path / "gradlint.toml").write_text("probe = true\nprobe-seeds = 2\n")
-    script = ("import sys, runpy\n"
-              "sys.argv = ['gradlint', '--no-probe', sys.argv[1]]\n"
-              "try:\n    runpy.run_module('gradlint', run_name='__main__')\n"
+    script = ("import sys\n"
+              "from gradlint.cli import main\n"
+              "try:\n    main(['--no-probe', sys.argv[1]])\n"
               "except SystemExit as exit:\n"
               "    print('TF=' + str('tensorflow' in sys.modules or 'keras' in sys.modules))\n"
               "    sys.exit(exit.code)\n")

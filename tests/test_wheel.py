@@ -80,7 +80,7 @@ def _check_wheel_contents(wheel):
     assert not any(name.startswith(("rules/", "templates/", "tests/")) for name in names)
     entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
     with zipfile.ZipFile(wheel) as archive:
-        assert "gradlint = gradlint.cli:main" in archive.read(entry_points).decode()
+        assert "gradlint = gradlint.cli:run" in archive.read(entry_points).decode()
 
 
 def _check_command_lints_an_example(environment, tmp_path):
