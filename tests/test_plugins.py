@@ -420,6 +420,8 @@ def test_a_broken_plugin_is_a_clear_error_naming_it(gradlint_in, models, tmp_pat
                          modules)
     assert_usage_error(gradlint_in(*LINT, models["narrow"], pythonpath=[extra]), *expected)
     assert_usage_error(gradlint_in("rule", "GL101", pythonpath=[extra]), *expected)
+    assert_usage_error(gradlint_in("fix", "--dry-run", models["narrow"], pythonpath=[extra]),
+                       *expected)
     off = gradlint_in("rules", pythonpath=[extra], GRADLINT_NO_PLUGINS="1")
     assert off.returncode == 0 and "XBR" not in off.stdout
 
