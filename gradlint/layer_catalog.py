@@ -236,6 +236,30 @@ def channels_last(config: dict) -> bool:
     return config.get("data_format", "channels_last") != "channels_first"
 
 
+def border_pairs(value: Any, rank: int) -> tuple[tuple[int, int], ...] | None:
+    """A ZeroPadding or Cropping layer's `padding`/`cropping` as (before, after) per spatial
+    axis: an int for every side, one entry per axis (an int for both of its sides, or a
+    pair), or for one axis its pair alone (`ZeroPadding1D(padding=(1, 2))`). None for what
+    is none of these."""
+    if type(value) is int:
+        value = [value] * rank
+    if not isinstance(value, (list, tuple)):
+        return None
+    if rank == 1 and len(value) == 2 and all(type(entry) is int for entry in value):
+        value = [value]
+    if len(value) != rank:
+        return None
+    pairs = []
+    for entry in value:
+        pair = (entry, entry) if type(entry) is int else tuple(entry) \
+            if isinstance(entry, (list, tuple)) and len(entry) == 2 else None
+        if pair is None or not all(type(side) is int and 0 <= side <= MAX_SIZE
+                                   for side in pair):
+            return None
+        pairs.append(pair)
+    return tuple(pairs)
+
+
 def tuple_of(value: Any, rank: int, default: int = 1) -> tuple[int, ...] | None:
     """A per-dimension size as a tuple (a list is taken as it is; `check_config` checked
     its length), or None when an entry is not a whole number from 1 to `MAX_SIZE`."""

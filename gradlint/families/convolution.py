@@ -26,7 +26,8 @@ import math
 from dataclasses import dataclass
 
 from gradlint.families.weighted import WeightedFamily
-from gradlint.layer_catalog import (MAX_SIZE, MISSING, channels_last, count, problem,
+from gradlint.layer_catalog import (MAX_SIZE, MISSING, border_pairs, channels_last, count,
+                                    problem,
                                     size_of, small_sizes, sizes, spatial_output, spatial_rank,
                                     tuple_of, window_product)
 
@@ -136,19 +137,10 @@ def explicit_padding(node, graph, rank: int) -> tuple[tuple[int, int], ...] | No
         graph.nodes[source].id == source else None
     if before is None or before.layer.class_name != f"ZeroPadding{rank}D":
         return None
-    value = before.layer.config.get("padding", 1)
-    if type(value) is int:
-        value = [value] * rank
-    if not isinstance(value, (list, tuple)) or len(value) != rank:
+    pads = border_pairs(before.layer.config.get("padding", 1), rank)
+    if pads is None or any(side > LARGE_AXIS for pair in pads for side in pair):
         return None
-    pads = []
-    for entry in value:
-        pair = (entry, entry) if type(entry) is int else tuple(entry) \
-            if isinstance(entry, (list, tuple)) and len(entry) == 2 else None
-        if pair is None or not all(type(p) is int and 0 <= p <= LARGE_AXIS for p in pair):
-            return None
-        pads.append(pair)
-    return tuple(pads)
+    return pads
 
 
 def border_coverage(layer, node, graph=None) -> Coverage:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 
 from gradlint.families import Family, Forward, Signal
-from gradlint.layer_catalog import MAX_SIZE, MAX_SIZE_TEXT, ConfigValueError, problem, \
-    real, shown, whole
+from gradlint.layer_catalog import MAX_SIZE, MAX_SIZE_TEXT, ConfigValueError, border_pairs, \
+    channels_last, problem, real, shown, whole
 
 CLASSES = frozenset({
     "Flatten", "Reshape", "Permute", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
@@ -31,10 +31,13 @@ CLASSES = frozenset({
     # only its dtype
     "GetItem", "Slice", "Cast",
 })
-# Pass-through layers whose output shape the config alone does not give here.
-SHAPE_CHANGING = frozenset({"ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D",
-                            "Cropping2D", "Cropping3D", "Resizing", "CenterCrop", "RandomCrop",
-                            "GetItem", "Slice"})
+# Pass-through layers that change the shape: the borders they add or remove, the spatial
+# size they resize or crop to (height and width in the config); the rest (a selection's
+# indices) the config alone does not give here.
+BORDERS = {f"ZeroPadding{rank}D": ("padding", 1) for rank in (1, 2, 3)}
+BORDERS.update({f"Cropping{rank}D": ("cropping", -1) for rank in (1, 2, 3)})
+RESIZED = frozenset({"Resizing", "CenterCrop", "RandomCrop"})
+SHAPE_CHANGING = frozenset(BORDERS) | RESIZED | {"GetItem", "Slice"}
 # Layers that keep part of their input: the gradient reaches only the elements they keep,
 # so its second moment per input element is (kept / all) of the output's. A BERT pooler
 # reads the [CLS] position, x[:, 0, :]: counting the gradient at all 32 positions put the
@@ -67,10 +70,14 @@ class PassThroughFamily(Family):
     def output_shape(self, layer, inputs):
         first = inputs[0] if inputs else None
         name = layer.class_name.rsplit(">", 1)[-1]
-        if name not in ("Flatten", "Reshape", "Permute"):
-            return None if name in SHAPE_CHANGING else first
         if first is None:
             return None
+        if name in BORDERS:
+            return _bordered(first, layer.config, *BORDERS[name], int(name[-2]))
+        if name in RESIZED:
+            return _resized(first, layer.config)
+        if name not in ("Flatten", "Reshape", "Permute"):
+            return None if name in SHAPE_CHANGING else first
         if name == "Flatten":
             rest = first[1:]
             return (first[0], math.prod(rest) if all(d is not None for d in rest) else None)
@@ -121,6 +128,41 @@ class PassThroughFamily(Family):
         if kept is None or whole_input is None or not 0 < kept <= whole_input:
             return 1.0
         return kept / whole_input
+
+
+def _spatial_axes(shape: tuple, config: dict, rank: int) -> range | None:
+    """The positions of the `rank` spatial axes in `shape` (after the batch axis; the
+    channels last or, with data_format channels_first, right after the batch)."""
+    if len(shape) != rank + 2 and not (rank == 1 and len(shape) == 3):
+        return None
+    return range(1, rank + 1) if channels_last(config) else range(2, rank + 2)
+
+
+def _bordered(shape: tuple, config: dict, key: str, sign: int, rank: int) -> tuple | None:
+    """A ZeroPadding layer's output (sign 1) or a Cropping layer's (sign -1)."""
+    pairs = border_pairs(config.get(key, 1 if sign > 0 else 0), rank)
+    axes = _spatial_axes(shape, config, rank)
+    if pairs is None or axes is None:
+        return None
+    result = list(shape)
+    for axis, (before, after) in zip(axes, pairs):
+        if result[axis] is not None:
+            result[axis] += sign * (before + after)
+            if result[axis] <= 0:
+                return None
+    return tuple(result)
+
+
+def _resized(shape: tuple, config: dict) -> tuple | None:
+    """Resizing, CenterCrop and RandomCrop: `height` x `width` (Keras's image layers, which
+    take a data_format like the convolutions)."""
+    height, width = whole(config.get("height")), whole(config.get("width"))
+    axes = _spatial_axes(shape, config, 2)
+    if height is None or width is None or axes is None or min(height, width) <= 0:
+        return None
+    result = list(shape)
+    result[axes[0]], result[axes[1]] = height, width
+    return tuple(result)
 
 
 def _elements(shape) -> float | None:

@@ -24,7 +24,7 @@ from gradlint.errors import ModelReadError
 from gradlint.graph import Layer, ModelGraph, Node, TrainingConfig
 from gradlint.families import family_of
 from gradlint.families.opaque import MODEL_CLASSES
-from gradlint.layer_catalog import (MAX_SIZE, ConfigValueError, bounded, check_config,
+from gradlint.layer_catalog import (MAX_SIZE, ConfigValueError, as_shape, bounded, check_config,
                                     shape_value, shown, whole)
 
 KERAS_MODULE_PREFIXES = ("keras", "tf_keras", "tensorflow")
@@ -60,7 +60,7 @@ def build_graph(model_config: Any, *, format: str, keras2: bool) -> ModelGraph:
         graph.outputs = builder.add_sequential(model_config, prefix="", inputs=None)
     else:
         graph.outputs = builder.add_functional(model_config, prefix="", inputs=None)
-    complete_shapes(graph)
+    complete_shapes(graph, builder.declared)
     return graph
 
 
@@ -377,6 +377,15 @@ class _GraphBuilder:
         # called; each call is a node, numbered in call order.
         self.layers: dict[str, Layer] = {}
         self.calls: dict[int, int] = {}
+        # The shapes nested models' own inputs declare, by the node that feeds them: the
+        # shape of that node's output when nothing else gives it (after a Lambda).
+        self.declared: dict[int, tuple] = {}
+
+    def declare(self, node_id: int, entry: dict) -> None:
+        config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+        shape = as_shape(config.get("batch_shape") or config.get("batch_input_shape"))
+        if shape is not None:
+            self.declared.setdefault(node_id, shape)
 
     def layer(self, entry: dict, path: str) -> Layer:
         if path not in self.layers:
@@ -410,10 +419,14 @@ class _GraphBuilder:
             if item.get("class_name") == "InputLayer":
                 if current is None:
                     current = self._input_node(item, path)
+                else:
+                    self.declare(current, item)
                 continue
             if item.get("class_name") == "Merge" and isinstance(item_config.get("layers"), list):
                 current = self._add_keras1_merge(item, item_config, prefix, path, current)
                 continue
+            if current is not None and index == 0:
+                self.declare(current, item)  # Keras 2: the first layer's batch_input_shape
             if current is None:
                 shape = None
                 for source, key in ((item_config, "batch_input_shape"),
@@ -483,6 +496,7 @@ class _GraphBuilder:
                 raise ModelReadError(f"input layer '{layer_name}' is not among the model's layers")
             if inputs is not None and position < len(inputs):
                 produced[(layer_name, node_index)] = [inputs[position]]
+                self.declare(inputs[position], item)
             else:
                 produced[(layer_name, node_index)] = [self._input_node(item, prefix + layer_name)]
         offsets = {name: self._node_offset(item) for name, item in by_name.items()}
@@ -558,9 +572,10 @@ class _GraphBuilder:
         return 0
 
 
-def complete_shapes(graph: ModelGraph) -> None:
+def complete_shapes(graph: ModelGraph, declared: dict[int, tuple] | None = None) -> None:
     """Fill in each node's output shape: from what its consumers record (Keras 3 stores every
-    tensor's shape) or by inference from the layer configuration."""
+    tensor's shape), by inference from the layer configuration, or else from the shape a
+    nested model's input that reads it declares (`declared`, by node id)."""
     recorded: dict[int, tuple] = {}
     for node in graph.nodes:
         for source, shape in zip(node.inputs, node.input_shapes):
@@ -583,6 +598,8 @@ def complete_shapes(graph: ModelGraph) -> None:
         except (TypeError, ValueError, KeyError, IndexError, ArithmeticError):
             # A value `check_config` lets through but the shape cannot use: unknown.
             node.output_shape = None
+        if node.output_shape is None and declared and node.id in declared:
+            node.output_shape = declared[node.id]
 
 
 def _is_number(value: Any) -> bool:
