@@ -202,6 +202,32 @@ def lstm_model(return_sequences, steps=40):
     return build
 
 
+def seq2seq_model(return_sequences, steps=20):
+    def build():
+        keras = keras3()
+        keras.utils.set_random_seed(0)
+        encoder_inputs, decoder_inputs = keras.Input((steps, 8)), keras.Input((steps, 8))
+        _, h, c = keras.layers.LSTM(16, return_state=True, name="encoder")(encoder_inputs)
+        decoded = keras.layers.LSTM(16, return_sequences=return_sequences, name="decoder")(
+            decoder_inputs, initial_state=[h, c])
+        return keras.Model([encoder_inputs, decoder_inputs],
+                           keras.layers.Dense(4, name="output")(decoded))
+
+    return build
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_an_encoder_gets_the_gradient_its_final_states_receive(save_model, return_sequences):
+    # The encoder's only route to the loss is the decoder's initial state: without it the
+    # estimate gave the encoder no gradient at all (0.0) where the probe measures one.
+    path = save_model(f"{PREFIX}-seq2seq-{return_sequences}", seq2seq_model(return_sequences))
+    layers = {layer["path"]: layer for layer in probed(path)["layers"]}
+    estimate = layers["encoder"]["estimate"]["kernel_gradient"]
+    measured = layers["encoder"]["measured"]["kernel_gradient"]
+    assert estimate > 0 and measured > 0
+    assert abs(math.log10(estimate / measured)) <= 1.0, (estimate, measured)
+
+
 # --- TensorFlow operations in tf-keras files -----------------------------------------------
 
 def test_a_tf_math_add_residual_acts_as_an_add(save_model):

@@ -13,7 +13,9 @@ Over T steps the gradient then reaches sum_k rho^(2k) steps' worth:
   back, so each step's state gradient is that sum times one step's, and the kernel's
   gradient sums it over T steps;
 - with ``return_sequences=False`` only the last step receives it: the kernel's gradient
-  has the sum alone, and the per-step input gradient is that sum spread over T steps.
+  has the sum alone, and the per-step input gradient is that sum spread over T steps;
+- an initial state (a seq2seq decoder's, from its encoder) receives what the first step
+  passes back (`RecurrentFamily.state_gradient`).
 
 A sequence length the file does not fix counts as `DEFAULT_STEPS`, the length the probe
 feeds such a model.
@@ -224,7 +226,18 @@ class RecurrentFamily(WeightedFamily):
         reach = self.reach(node, forward)
         factor = reach if self.returns_sequences(node.layer) else reach / self.steps(node)
         back = settled(kernel.fan_out * kernel.weight * gradient_pre * factor)
-        return [back] + [0.0] * (len(node.inputs) - 1)
+        return [back] + [settled(self.state_gradient(node, gradient, forward))] * \
+            (len(node.inputs) - 1)
+
+    def state_gradient(self, node, gradient: float, forward: Forward) -> float:
+        """The gradient reaching an initial state (`initial_state=[h, c]`, the inputs after
+        the first: a seq2seq decoder's, from its encoder's final states). The state before
+        the first step receives what every step passes back, one step more: rho^2 times
+        the reach with ``return_sequences``, rho^(2T) from the last step alone without."""
+        rho = min(max(self.retention(node.layer, forward.pre_activation or 0.0), 0.0), 1.0)
+        if self.returns_sequences(node.layer):
+            return gradient * rho * self.reach(node, forward)
+        return gradient * rho ** self.steps(node)
 
     def kernel_positions(self, node, forward: Forward | None = None):
         if forward is None or forward.kernel is None:
