@@ -271,3 +271,14 @@ def keras_hub_bert():
     return keras_hub.models.BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2,
                                          hidden_dim=16, intermediate_dim=32,
                                          max_sequence_length=16, num_segments=2)
+
+
+def masked_embedding_lstm():
+    """An Embedding with mask_zero feeding an LSTM: the probe's pass runs boolean mask ops,
+    at whose first TensorFlow logs an ERROR-level notice on CPUs without AVX-512."""
+    keras = keras3()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12,), dtype="int32")
+    hidden = keras.layers.Embedding(50, 8, mask_zero=True)(inputs)
+    hidden = keras.layers.LSTM(8)(hidden)
+    return keras.Model(inputs, keras.layers.Dense(3)(hidden))

@@ -48,6 +48,16 @@ def quiet_stderr(enabled: bool = True):
         os.close(null)
 
 
+def quiet_native_logs(environment=os.environ) -> None:
+    """TensorFlow's C++ log level for a quiet run: 3, errors included (it reads the level
+    once, when it first logs). Its ERROR lines are notices here ("oneDNN supports DT_BOOL
+    only on platforms with AVX-512", printed at a probe's first boolean operation), and
+    what does fail reaches Python as an exception. A higher level already set is kept."""
+    current = environment.get("TF_CPP_MIN_LOG_LEVEL", "")
+    if not (current.isdigit() and int(current) >= 3):
+        environment["TF_CPP_MIN_LOG_LEVEL"] = "3"
+
+
 @contextlib.contextmanager
 def quiet_python(enabled: bool = True):
     """Silence Python warnings (Keras's loading and compile warnings) unless verbose."""
@@ -78,7 +88,7 @@ def import_keras(verbose: bool = False, backend: str = "tensorflow"):
                              f"already runs Keras on {_loaded['backend']}")
         return _loaded["framework"], _loaded["keras"]
     if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        quiet_native_logs()
     if "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = backend
     try:

@@ -31,7 +31,7 @@ import sys
 import tempfile
 from typing import Any
 
-from gradlint.probe.environment import ProbeError
+from gradlint.probe.environment import ProbeError, quiet_native_logs
 
 HEADER = struct.Struct("<Q")
 BOOT = ("import sys; backend = sys.argv[1]; sys.path[:] = sys.argv[2:]; "
@@ -64,7 +64,7 @@ class _Process:
         self.errors = None if verbose else tempfile.TemporaryFile()
         environment = dict(os.environ, KERAS_BACKEND=backend)
         if not verbose:
-            environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            quiet_native_logs(environment)
         path = [entry for entry in sys.path if entry]
         self.process = subprocess.Popen(
             [sys.executable, "-c", BOOT, backend, *path], stdin=subprocess.PIPE,

@@ -116,12 +116,10 @@ def _stored_config(path: str) -> dict:
 
 
 def _import_keras():
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        from gradlint.probe.environment import quiet_python, quiet_stderr
+        from gradlint.probe.environment import quiet_native_logs, quiet_python, quiet_stderr
 
+        quiet_native_logs()
         with quiet_stderr(True), quiet_python(True):
             import keras
     except Exception as error:  # ImportError, or TensorFlow failing to start
