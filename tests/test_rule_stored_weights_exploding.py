@@ -41,3 +41,21 @@ def test_a_file_saved_before_training_is_exploding_initialization_alone(save_mod
 def test_healthy_trained_weights_are_not_flagged(save_model):
     path = save_model(f"{PREFIX}-trained-healthy", lambda: mlp(keras3(), 1.3, depth=4))
     assert rule_findings(path, CODE) == []
+
+
+def test_growth_after_the_estimate_lost_the_signal_is_not_flagged(save_model):
+    # The near miss: grown kernels behind a first layer whose trained biases (-10) silence
+    # every ReLU of the estimate's Gaussian input. What grows after it is the biases alone
+    # (which is what flagged a healthy public CIFAR-10 CNN); the dead layer is GL103's.
+    def build():
+        model = mlp(keras3(), 8.0, depth=6)
+        kernel, bias = model.get_layer("hidden_0").get_weights()
+        model.get_layer("hidden_0").set_weights([kernel / 8.0, bias - 10.0])
+        for layer in model.layers[1:-1]:
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel, bias + 0.5])
+        return model
+
+    path = save_model(f"{PREFIX}-silenced-then-grown", build)
+    assert rule_findings(path, CODE) == []
+    assert [finding.layer for finding in rule_findings(path, "GL103")] == ["hidden_0"]
