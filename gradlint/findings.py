@@ -101,8 +101,12 @@ def fix_summary(fix: "Fix | None", code: str | None = None) -> str:
     where = f" at {span(layers)}" if layers else " on the optimizer"
     text = ", ".join(settings[:3]) + (" …" if len(settings) > 3 else "") + where
     after = fix.estimate_after
+    others = after.get("remaining") if isinstance(after, dict) else None
     if isinstance(after, dict) and after.get("after") is not None:
         verb = "fixes it" if after.get("resolved") else "does not remove the finding"
+        if after.get("resolved") and others:
+            verb = (f"removes this finding; {', '.join(others)} "
+                    f"{'remains' if len(others) == 1 else 'remain'}")
         before = number(after.get("before"))
         text += f" ({verb}: {before} → {number(after['after'])} at '{after.get('at')}')"
     elif isinstance(after, dict) and after.get("resolved") is not None:

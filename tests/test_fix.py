@@ -17,6 +17,7 @@ import gradlint
 from conftest import keras2, keras3, run_gradlint
 from gradlint.fix.apply import fix_file
 from gradlint.fix.config_edits import FixError
+from gradlint.findings import fix_summary
 
 PREFIX = "test_fix"
 
@@ -26,6 +27,18 @@ def relu_glorot_stack(depth=20, width=16):
     layers = [keras.Input((width,))] + \
         [keras.layers.Dense(width, activation="relu", name=f"dense_{i}") for i in range(depth)]
     return keras.Sequential(layers + [keras.layers.Dense(1, name="out")], name="relu_glorot")
+
+
+def mixed_causes_stack():
+    """Every third layer too small (GL201), the rest ReLU with Glorot (GL202): fixing either
+    cause leaves the other's."""
+    keras = keras3()
+    layers = [keras.Input((32,))]
+    for i in range(30):
+        init = keras.initializers.RandomNormal(stddev=0.05) if i % 3 == 0 else "glorot_uniform"
+        layers.append(keras.layers.Dense(32, activation="relu", kernel_initializer=init,
+                                         name=f"dense_{i}"))
+    return keras.Sequential(layers + [keras.layers.Dense(1, name="out")], name="mixed")
 
 
 def tanh_small_stack():
@@ -119,6 +132,7 @@ def models(save_model):
         "shallow": save_model(f"{PREFIX}-shallow", shallow_relu, "keras"),
         "sigmoid": save_model(f"{PREFIX}-sigmoid", sigmoid_chain, "keras"),
         "trained": save_model(f"{PREFIX}-trained", trained_relu, "keras"),
+        "mixed": save_model(f"{PREFIX}-mixed", mixed_causes_stack, "keras"),
     }
 
 
@@ -243,6 +257,19 @@ def test_text_shows_the_fix(models):
     line = next(line for line in result.stdout.splitlines() if line.startswith("    fix: "
                                                                                 "kernel_init"))
     assert "glorot_uniform → he_normal at 'dense_0'" in line and "(fixes it: " in line
+
+
+def test_a_fix_that_leaves_another_cause_says_so(models):
+    findings = {f.code: f for f in gradlint.lint(str(models["mixed"])).files[0].findings}
+    for code, other in (("GL201", "GL202"), ("GL202", "GL201")):
+        after = findings[code].fix.estimate_after
+        assert after["resolved"] is True and after["remaining"] == [other]
+        assert f"(removes this finding; {other} remains: " in fix_summary(findings[code].fix)
+    # The near miss: one cause, whose fix leaves nothing of the kind.
+    single = next(f for f in gradlint.lint(str(models["relu"])).files[0].findings
+                  if f.code == "GL202")
+    assert single.fix.estimate_after["remaining"] == []
+    assert "(fixes it: " in fix_summary(single.fix)
 
 
 def test_near_miss_has_no_fix(models, tmp_path):

@@ -47,11 +47,12 @@ FIX = {
         "edits": {"type": "array", "items": EDIT},
         "estimate_after": {"anyOf": [{"type": "null"}, {
             "type": "object",
-            "required": ["quantity", "at", "before", "after", "resolved"],
+            "required": ["quantity", "at", "before", "after", "resolved", "remaining"],
             "properties": {"quantity": {"type": ["string", "null"]},
                            "at": {"type": ["string", "null"]},
                            "before": NUMBER_OR_NULL, "after": NUMBER_OR_NULL,
-                           "resolved": {"type": "boolean"}},
+                           "resolved": {"type": "boolean"},
+                           "remaining": {"type": "array", "items": {"type": "string"}}},
         }]},
     },
 }

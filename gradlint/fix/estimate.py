@@ -31,6 +31,19 @@ def resolved(fixed: Analysis, rule, options: dict[str, Any]) -> bool:
     return not list(rule.check(fixed, options))
 
 
+def remaining(fixed: Analysis, rules, options_for: Callable, fixed_rule) -> list[str]:
+    """The codes of the other static rules with the same claim (a vanishing or an exploding
+    gradient) that still find it on the fixed model, causes only (not a condition such as
+    depth, `CONDITION`): a fix that silences its own rule leaves their causes, and the
+    estimate after it shows them."""
+    if fixed_rule.claims is None:
+        return []
+    return [rule.code for rule in rules
+            if rule.code != fixed_rule.code and rule.claims == fixed_rule.claims
+            and not (rule.probe or rule.condition or rule.check is None)
+            and next(iter(rule.check(fixed, options_for(rule))), None) is not None]
+
+
 def with_related(findings: list[Finding]) -> list[Finding]:
     """The findings and, after each, those folded into it as related (root-cause folding):
     a folded finding keeps its own fix."""
@@ -41,7 +54,8 @@ def with_related(findings: list[Finding]) -> list[Finding]:
 def estimate_fixes(analysis: Analysis, findings: list[Finding], rules,
                    options_for: Callable) -> list[str]:
     """Fill in `estimate_after` of every automatic fix among `findings`: {"quantity", "at",
-    "before", "after", "resolved"}. Returns notes on fixes it could not estimate."""
+    "before", "after", "resolved", "remaining"}. Returns notes on fixes it could not
+    estimate."""
     by_code = {rule.code: rule for rule in rules}
     notes = []
     for finding in with_related(findings):
@@ -57,6 +71,7 @@ def estimate_fixes(analysis: Analysis, findings: list[Finding], rules,
                 "before": _value(analysis, at, fix.quantity),
                 "after": _value(fixed, at, fix.quantity),
                 "resolved": resolved(fixed, rule, options_for(rule)),
+                "remaining": remaining(fixed, rules, options_for, rule),
             }
         except Exception as error:  # an estimate of a fix must not cost the findings
             notes.append(f"the estimate after the {finding.code} fix failed: "
