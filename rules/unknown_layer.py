@@ -20,7 +20,9 @@ that divides its output by 100 would hide a vanishing gradient from every static
 ## Use instead
 Nothing needs to change in the model. Run `gradlint --probe --custom-objects mypackage.layers`
 to measure the real gradient through the custom code, or ignore this rule for the layer with
-`per-layer-ignores`.
+`per-layer-ignores`. For a subclassed model, `gradlint --custom-objects mypackage` (the module
+that registers its class; never one the file names) rebuilds the model with Keras from its
+stored configuration, without running it, and analyses the rebuilt graph.
 """
 
 from gradlint.findings import Problem
@@ -37,11 +39,13 @@ OPTIONS = {}
 def check(analysis, options):
     graph = analysis.graph
     if not graph.graph_stored:
+        checked = "only its stored weights were checked" if graph.weights_read else \
+            "nothing of it was checked (--no-weights: not even its stored weights)"
         yield Problem(
             f"the file stores model class '{graph.model_class}' without its layer graph (a "
-            "subclassed or custom model), so only the stored weights were checked; run "
-            "'gradlint --probe --custom-objects <module>' with the module that registers the "
-            "class to measure its gradients",
+            f"subclassed or custom model), so {checked}; 'gradlint --custom-objects "
+            "<module>', with the module that registers the class, rebuilds it for the whole "
+            "analysis (add --probe to measure its gradients)",
             evidence={"model_class": graph.model_class})
         return
     for layer in graph.layers():

@@ -111,8 +111,13 @@ def test_subclassed_model_without_graph_is_reported(save_model):
     assert found[0].severity == "info"
     assert found[0].evidence["model_class"].endswith("Subclassed")
     assert "layer graph" in found[0].message
+    assert "only its stored weights were checked" in found[0].message
     # Not unreadable: the file's weights are still there to check.
     assert gradlint.lint(path).exit_code() == 0
+    # Without them, it does not claim they were checked.
+    (unweighted,) = [f for f in gradlint.lint(path, weights=False).files[0].findings
+                     if f.code == CODE]
+    assert "nothing of it was checked" in unweighted.message
 
 
 def test_keras_layers_only_are_not_flagged(save_model):
