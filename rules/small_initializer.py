@@ -138,15 +138,21 @@ def check(analysis, options):
         return  # trained weights that no longer shrink the signal: training got past it
     paths = [node.path for node, _ in small]
     first, gain = small[0]
-    initializer = first.layer.kernel_initializer
-    name = initializer.name if initializer is not None else "the stored weights"
+    names = list(dict.fromkeys(
+        node.layer.kernel_initializer.name if node.layer.kernel_initializer is not None
+        else "the stored weights" for node, _ in small))
+    name = ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
+    gains = [value for _, value in small]
+    stated = number(gain) if len(small) == 1 or max(gains) <= 1.5 * min(gains) else \
+        f"{number(min(gains))} to {number(max(gains))}"
     yield Problem(
         f"{span(paths)} start{'s' if len(paths) == 1 else ''} with too small a kernel variance "
-        f"({name}: fan_in * E[w^2] = {number(gain)}, where about 1 to 2 keeps the signal): "
+        f"({name}: fan_in * E[w^2] = {stated}, where about 1 to 2 keeps the signal): "
         f"the estimated signal entering '{scale_node.path}' falls to {number(scale)} and the "
         f"gradient at '{gradient_node.path}' to {number(gradient)} of the output layer's",
         layer=first.path, layers=paths, severity=severity,
-        evidence={"fan_in_times_variance": gain, "initializer": name,
+        evidence={"fan_in_times_variance": gain, "initializer": names[0],
+                  "fan_in_times_variance_range": [min(gains), max(gains)],
                   "min_forward_scale": scale, "min_gradient": gradient},
         fix=initializer_fix(analysis, [node for node, _ in small],
                             "gradient" if gradient_node is not None else "input_scale",

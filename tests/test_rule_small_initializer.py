@@ -155,3 +155,23 @@ def test_an_adaptive_optimizer_moves_the_thresholds(save_model):
                                small_tanh(lambda k: k.optimizers.Adam(1e-3))))
     assert [finding.severity for finding in sgd] == ["warning"]
     assert adam == []
+
+
+def test_layers_of_different_gains_are_stated_as_a_range(save_model):
+    # A single fan_in * E[w^2] for layers that differ tenfold misled (a MobileNet-style model
+    # quoted 0.4 where its depthwise layers were at 0.005); one scale keeps a single value.
+    def build():
+        keras = keras3()
+        model = narrow_mlp(keras, 10)
+        for i in range(5, 10):
+            layer = model.get_layer(f"hidden_{i}")
+            layer.kernel_initializer = keras.initializers.RandomNormal(stddev=0.001)
+        return keras.Sequential.from_config(model.get_config())
+
+    path = save_model(f"{PREFIX}-two-gains", build)
+    (finding,) = findings(path)
+    assert "fan_in * E[w^2] = 1.28e-04 to 0.0128" in finding.message, finding.message
+    assert finding.evidence["fan_in_times_variance_range"] == pytest.approx(
+        [128 * 0.001 ** 2, 128 * 0.01 ** 2])
+    (single,) = findings(save_model(f"{PREFIX}-narrow10", lambda: narrow_mlp(keras3(), 10)))
+    assert "fan_in * E[w^2] = 0.0128, where" in single.message
