@@ -22,6 +22,12 @@ multi-backend Keras 2 normalized a frozen layer with batch statistics while trai
 gradient problem, and one the file cannot show: what decides it is the Keras that trains the
 model, not the one that saved it.
 
+A GAN's discriminator frozen after its own compile, for the combined model (the pattern of
+the classic Keras GAN examples), is flagged when it is saved so: in that process tf-keras
+captured its trainable weights when it was compiled and kept training it, but the file
+loads frozen (two public GAN repositories' discriminators, found by an unseen-file sweep).
+Save it with `trainable = True`, or ignore GL404 for that file (`per-file-ignores`).
+
 ## Example
     model.trainable = False
     model.compile(optimizer="adam", loss="categorical_crossentropy")
