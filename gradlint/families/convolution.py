@@ -27,9 +27,8 @@ from dataclasses import dataclass
 
 from gradlint.families.weighted import WeightedFamily
 from gradlint.layer_catalog import (MAX_SIZE, MISSING, border_pairs, channels_last, count,
-                                    problem,
-                                    size_of, small_sizes, sizes, spatial_output, spatial_rank,
-                                    tuple_of, window_product)
+                                    problem, size_of, small_sizes, sizes, spatial_output,
+                                    spatial_rank, tuple_of, window_product)
 
 CONVOLUTION = {name: "conv" for name in (
     "Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D")}

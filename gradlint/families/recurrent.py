@@ -234,10 +234,10 @@ class RecurrentFamily(WeightedFamily):
         the first: a seq2seq decoder's, from its encoder's final states). The state before
         the first step receives what every step passes back, one step more: rho^2 times
         the reach with ``return_sequences``, rho^(2T) from the last step alone without."""
-        rho = min(max(self.retention(node.layer, forward.pre_activation or 0.0), 0.0), 1.0)
+        kept = min(max(self.retention(node.layer, forward.pre_activation or 0.0), 0.0), 1.0)
         if self.returns_sequences(node.layer):
-            return gradient * rho * self.reach(node, forward)
-        return gradient * rho ** self.steps(node)
+            return gradient * kept * self.reach(node, forward)
+        return gradient * kept ** self.steps(node)
 
     def kernel_positions(self, node, forward: Forward | None = None):
         if forward is None or forward.kernel is None:
