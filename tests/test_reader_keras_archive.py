@@ -530,6 +530,35 @@ def test_nested_model_called_twice(save_model):
     assert graph.params == BUILT["siamese"].count_params()
 
 
+def build_nested_functional_outputs():
+    """A Functional model whose outputs are the calls of a nested Functional model, called
+    twice: Keras 3 numbers those calls from 1 in `output_layers` (the nested model's own
+    node is 0) and from 0 where a layer reads them."""
+    keras = keras3()
+    layers = keras.layers
+    encoder_input = keras.Input((4,), name="encoder_input")
+    encoder = keras.Model(encoder_input, layers.Dense(3, name="code")(encoder_input),
+                          name="encoder")
+    a, b = keras.Input((4,), name="a"), keras.Input((6,), name="b")
+    b_reduced = layers.Dense(4, name="reduce")(b)
+    model = keras.Model([a, b], [encoder(a), encoder(b_reduced)], name="two_codes")
+    BUILT["two_codes"] = model
+    return model
+
+
+def test_outputs_that_are_a_nested_models_calls(save_model):
+    path = save_model(f"{PREFIX}-two-codes", build_nested_functional_outputs)
+    config = json.loads(zipfile.ZipFile(path).read("config.json"))
+    assert config["config"]["output_layers"] == [["encoder", 1, 0], ["encoder", 2, 0]]
+    graph = read_model(str(path))
+    assert [graph.nodes[i].path for i in graph.outputs] == ["encoder/code", "encoder/code@1"]
+    # Each output reads its own call: the first the input a, the second the reduced b.
+    first, second = (graph.nodes[i] for i in graph.outputs)
+    assert graph.nodes[first.inputs[0]].path == "a"
+    assert graph.nodes[second.inputs[0]].path == "reduce"
+    assert graph.params == BUILT["two_codes"].count_params()
+
+
 # --- weight statistics --------------------------------------------------------------------
 
 def test_weights_map_to_layers_by_name(multi):

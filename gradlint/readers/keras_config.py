@@ -545,7 +545,10 @@ class _GraphBuilder:
         outputs = []
         for layer_name, node_index, tensor_index in _endpoint_list(config.get("output_layers"),
                                                                    prefix, "output_layers"):
-            produced_ids = produced.get((layer_name, node_index))
+            produced_ids = None
+            if self._counts_own_node(by_name.get(layer_name)):
+                produced_ids = produced.get((layer_name, node_index - 1))
+            produced_ids = produced_ids or produced.get((layer_name, node_index))
             if not produced_ids:
                 raise ModelReadError(f"output layer '{layer_name}' is not produced by the graph")
             outputs.append(produced_ids[min(tensor_index, len(produced_ids) - 1)])
@@ -554,6 +557,14 @@ class _GraphBuilder:
             raise ModelReadError(f"the model names no outputs (its 'output_layers' is "
                                  f"{shown(config.get('output_layers'))})")
         return outputs
+
+    def _counts_own_node(self, item: dict | None) -> bool:
+        """Keras 3 numbers a nested Functional model's calls from 1 in `output_layers` (the
+        model's own node, linking its inputs to its outputs, is node 0: `get_network_config`
+        starts Functional sub-models at 1), though its calls' `keras_history` in the layers
+        that read them count from 0."""
+        return (not self.keras2 and item is not None and _is_model(item)
+                and not _is_sequential(item))
 
     def _node_offset(self, item: dict) -> int:
         """Keras 2 numbers a nested model's calls from 1 when the model was built on its own
