@@ -40,7 +40,7 @@ def check(analysis, options):
     graph = analysis.graph
     if not graph.graph_stored:
         checked = "only its stored weights were checked" if graph.weights_read else \
-            "nothing of it was checked (--no-weights: not even its stored weights)"
+            "nothing of it was checked (its stored weights were not read)"
         yield Problem(
             f"the file stores model class '{graph.model_class}' without its layer graph (a "
             f"subclassed or custom model), so {checked}; 'gradlint --custom-objects "
