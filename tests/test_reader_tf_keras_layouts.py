@@ -208,6 +208,28 @@ def test_windows_backslash_paths_are_mapped(tf_keras_archive, tmp_path):
     _no_unmapped_note(graph)
 
 
+def test_windows_metrics_state_is_no_unmapped_layer(save_model, tmp_path):
+    # A trained model saves its metrics' variables beside the layers' ("metrics\\mean" on
+    # Windows): they belong to no layer, and the note said "those layers keep their
+    # initializers" of a file whose every layer was read.
+    def build():
+        keras = keras2()
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")])
+        model.compile("sgd", "mse", metrics=["mae"])
+        model.fit(np.zeros((8, 4)), np.zeros((8, 3)), epochs=1, verbose=0)
+        return model
+
+    source = save_model(f"{PREFIX}-metrics", build, "keras2")
+    target = windows_archive(source, tmp_path / "windows-metrics.keras")
+    with zipfile.ZipFile(target) as archive:
+        names = list(h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r").keys())
+    assert any(name.startswith("metrics\\") for name in names), names
+    for path in (source, target):
+        graph = read_model(str(path))
+        assert graph.weights_read and graph.params == 15
+        _no_unmapped_note(graph)
+
+
 def test_windows_keras_2_13_layout_is_mapped(tmp_path):
     source = KERAS_213["functional"]
     target = windows_archive(source, tmp_path / "windows-213.keras")

@@ -428,7 +428,8 @@ def _layer_tensors(root: Any) -> list[str]:
     def visit(name: bytes, info) -> None:
         if info.type == h5py.h5o.TYPE_DATASET:
             text = name.decode("utf-8", "surrogateescape")
-            if text.split("/", 1)[0] not in NOT_LAYER_STATE:
+            # tf-keras on Windows names the owner by its whole path: "metrics\\mean/vars/0".
+            if text.replace("\\", "/").split("/", 1)[0] not in NOT_LAYER_STATE:
                 found.append("/" + text)
 
     group = root.group if isinstance(root, JoinedPaths) else root
