@@ -381,3 +381,18 @@ def test_an_unzipped_archive_config_is_the_archive_graph(which, save_model, tmp_
     path.write_bytes(zipfile.ZipFile(archive).read("config.json"))
     assert _describe(read_model(str(path))) == _describe(read_model(str(archive),
                                                                     read_weights=False))
+
+
+def test_a_tokenizer_json_is_not_a_model(tmp_path):
+    # Tokenizer.to_json() writes the same {"class_name", "config"} object as a model's; it
+    # was read as a subclassed model (exit 0, a GL002 suggesting --custom-objects).
+    tokenizer = keras2().preprocessing.text.Tokenizer(num_words=20)
+    tokenizer.fit_on_texts(["the gradient vanishes", "the gradient explodes"])
+    path = tmp_path / "tokenizer.json"
+    path.write_text(tokenizer.to_json(), encoding="utf-8")
+    with pytest.raises(UnsupportedFormat, match="Tokenizer"):
+        read_model(str(path))
+    explicit = CliRunner().invoke(main, ["--isolated", "-j", "1", str(path)])
+    assert explicit.exit_code == 2 and "not a Keras model file" in explicit.output
+    searched = CliRunner().invoke(main, ["--isolated", "-j", "1", str(tmp_path)])
+    assert "tokenizer.json: not a Keras model file, skipped" in searched.output

@@ -22,6 +22,12 @@ BOM = b"\xef\xbb\xbf"
 WHITESPACE = b" \t\r\n"
 
 
+# Keras objects other than models whose `to_json()` writes the same {"class_name", "config"}
+# shape.
+NOT_MODELS = {"Tokenizer": "a text Tokenizer's vocabulary (Tokenizer.to_json()), not a model "
+                           "architecture"}
+
+
 def looks_like_json_object(head: bytes) -> bool:
     """Whether the first bytes of a file open a JSON object (after a BOM and whitespace)."""
     if head.startswith(BOM):
@@ -84,6 +90,8 @@ def read(path: str, *, read_weights: bool = True, limits: Limits = DEFAULT_LIMIT
         raise UnsupportedFormat("not a Keras model file: a JSON file that is not a model "
                                 "architecture (model.to_json() writes an object with "
                                 "'class_name' and 'config')")
+    if config["class_name"] in NOT_MODELS:
+        raise UnsupportedFormat(f"not a Keras model file: {NOT_MODELS[config['class_name']]}")
     version = config.get("keras_version")
     version = version if isinstance(version, str) else None
     keras2 = _written_by_keras2(config, version)
