@@ -427,3 +427,41 @@ def test_a_keras_1_convolution_without_its_filters_is_unreadable(tmp_path, save_
     result = gradlint.lint(str(_keras1_file(tmp_path, save_model, drop=("nb_filter",)))
                            ).files[0]
     assert result.error is not None and "'filters' is missing" in result.error["message"]
+
+
+def _keras1_weight_names(path, bias_shift=0.0):
+    """The file's weights stored as Keras 1 stored them: `model_weights/conv/conv_W:0` and
+    `conv_b:0` (the layer's name and a letter), with `bias_shift` added to the biases."""
+    import h5py
+
+    with h5py.File(path, "r+") as handle:
+        for layer_name, group in handle["model_weights"].items():
+            names = [n.decode() if isinstance(n, bytes) else str(n)
+                     for n in group.attrs.get("weight_names", [])]
+            renamed = []
+            for name in names:
+                letter = {"kernel": "W", "bias": "b"}[name.rsplit("/", 1)[-1].split(":")[0]]
+                values = group[name][()] + (bias_shift if letter == "b" else 0.0)
+                del group[name]
+                group[f"{layer_name}_{letter}:0"] = values
+                renamed.append(f"{layer_name}_{letter}:0")
+            for child in [key for key in group if isinstance(group[key], h5py.Group)]:
+                del group[child]
+            group.attrs["weight_names"] = np.array([n.encode() for n in renamed])
+    return path
+
+
+def test_keras_1_weight_names_reach_the_stored_weights_estimate(tmp_path, save_model):
+    # Keras 1 named tensors `<layer>_W` and `<layer>_b`: read, but mapped to no role, so the
+    # stored-weights rules (GL103, GL206, GL207) could never fire on a Keras 1 file.
+    healthy = _keras1_weight_names(_keras1_file(tmp_path, save_model))
+    graph = read_model(str(healthy))
+    conv = next(layer for layer in graph.layers() if layer.path == "conv")
+    assert [stats.role for stats in conv.weights] == ["kernel", "bias"]
+    assert conv.weight("kernel").shape == (3, 3, 3, 8)
+    assert gradlint.lint(str(healthy)).files[0].findings == []
+    dead = tmp_path / "dead"
+    dead.mkdir()
+    silenced = _keras1_weight_names(_keras1_file(dead, save_model), bias_shift=-50.0)
+    codes = {f.code: f for f in gradlint.lint(str(silenced)).files[0].findings}
+    assert "GL103" in codes and codes["GL103"].layer == "conv"

@@ -537,6 +537,23 @@ def _attach_container(group: Any, model_entry: dict, prefix: str,
                 assigned)
 
 
+# Keras 1 named a layer's tensors after the layer and a letter: `dense_1_W`, `lstm_1_U_i`.
+KERAS1_ROLES = {"W": "kernel", "U": "recurrent_kernel", "b": "bias"}
+
+
+def _keras1_role(role: str, layer_name: str) -> str:
+    """The role of a Keras 1 tensor name (`dense_1_W` of layer `dense_1`: kernel; an LSTM's
+    per-gate `W_i`, `U_f`, `b_o`: its kernel, recurrent kernel and bias), or `role` as it is
+    for every other name."""
+    if not role.startswith(layer_name + "_"):
+        return role
+    rest = role[len(layer_name) + 1:]
+    letter = rest.split("_", 1)[0]
+    if letter in KERAS1_ROLES and (rest == letter or len(rest) == len(letter) + 2):
+        return KERAS1_ROLES[letter]
+    return rest  # gamma, beta, running_mean, running_std of BatchNormalization
+
+
 def attach_legacy_weights(graph: ModelGraph, model_weights: Any,
                           raw: tuple[str, int] | None = None, budget: Any = None) -> None:
     """Legacy HDF5 layout: ``model_weights/<layer>/`` with a ``weight_names`` attribute whose
@@ -573,7 +590,8 @@ def attach_legacy_weights(graph: ModelGraph, model_weights: Any,
                 continue
             stats = []
             for weight_name, dataset in datasets:
-                role = weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
+                role = _keras1_role(weight_name.rsplit("/", 1)[-1].split(":", 1)[0],
+                                    target.rsplit("/", 1)[-1])
                 role = ROLE_ALIASES.get(role, role)
                 if "backward" in weight_name:
                     role = "backward_" + role
