@@ -1,5 +1,5 @@
-"""Output shapes that the configuration alone gives: padding, cropping, resizing, a Lambda's
-declared shape and a nested model's declared input. Keras 2 `.h5` files record no tensor
+"""Output shapes that the configuration alone gives: padding, cropping, resizing, ConvLSTM,
+a Lambda's declared shape and a nested model's declared input. Keras 2 `.h5` files record no tensor
 shapes, so without the stored weights (`--no-weights`, `to_json` architectures) every layer
 after one of these was left unsized. Each model is saved by tf-keras and read back; every
 layer's shape must be the one Keras gives it."""
@@ -61,6 +61,13 @@ MODELS = {
     "center_crop": _sequential(
         lambda k: k.layers.InputLayer(input_shape=(16, 20, 3)),
         lambda k: k.layers.CenterCrop(10, 6), _conv(2)),
+    "conv_lstm_2d_sequences": _sequential(
+        lambda k: k.layers.InputLayer(input_shape=(5, 12, 10, 3)),
+        lambda k: k.layers.ConvLSTM2D(4, 3, strides=2, padding="same", return_sequences=True),
+        lambda k: k.layers.ConvLSTM2D(6, 3, padding="valid"), _conv(2)),
+    "conv_lstm_1d": _sequential(
+        lambda k: k.layers.InputLayer(input_shape=(5, 16, 3)),
+        lambda k: k.layers.ConvLSTM1D(4, 3, dilation_rate=2), _conv(1)),
     "lambda_with_output_shape": _sequential(
         lambda k: k.layers.InputLayer(input_shape=(6,)),
         lambda k: k.layers.Lambda(lambda x: x[:, :4] * 2.0, output_shape=(4,)),
@@ -100,3 +107,14 @@ def test_every_layer_is_sized_without_the_weights(save_model, name):
             if node.layer.family.name != "input"}
     # Our own file, whose Lambda's bytecode tf-keras loads.
     assert read == _keras_shapes(keras2().models.load_model(str(path), compile=False))
+
+
+def test_a_conv_lstm_kernel_is_sized_without_the_weights(save_model):
+    path = save_model(f"{PREFIX}-conv_lstm_2d_sequences", MODELS["conv_lstm_2d_sequences"],
+                      format="h5")
+    kernels = {layer.path: layer.family.kernel_shape(layer, node.input_shapes[0])
+               for node in read_model(str(path), read_weights=False).nodes
+               for layer in [node.layer] if layer.family.is_weighted(layer)}
+    stored = {layer.name: tuple(layer.weights[0].shape) for layer in
+              keras2().models.load_model(str(path), compile=False).layers if layer.weights}
+    assert kernels == stored

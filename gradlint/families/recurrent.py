@@ -27,7 +27,8 @@ from gradlint import activations, initializers
 from gradlint.families import Forward, Signal
 from gradlint.families.weighted import WeightedFamily, settled
 from gradlint.graph import Activation
-from gradlint.layer_catalog import MAX_SIZE, MISSING, count, spatial_rank, whole
+from gradlint.layer_catalog import MAX_SIZE, MISSING, channels_last, count, spatial_output, \
+    spatial_rank, tuple_of, whole
 
 DEFAULT_STEPS = 32
 GATES = {"LSTM": 4, "LSTMCell": 4, "GRU": 3, "GRUCell": 3, "CuDNNLSTM": 4, "CuDNNGRU": 3,
@@ -72,7 +73,7 @@ class RecurrentFamily(WeightedFamily):
         return 2, name
 
     def check_config(self, class_name, config):
-        # A ConvLSTM's sizes are not read (its output shape is left unknown); the units of
+        # A ConvLSTM's sizes are the convolutions' (`_conv_lstm_output`); the units of
         # LSTM, GRU and SimpleRNN are checked as the cells' are (`UNITS_CLASSES`).
         if not class_name.startswith("ConvLSTM") and class_name not in UNITS_CLASSES:
             for key in ("units", "filters"):
@@ -94,6 +95,8 @@ class RecurrentFamily(WeightedFamily):
                        layer.inner if layer.inner is not None else None)
 
     def kernel_shape(self, layer, input_shape):
+        if layer.class_name.startswith("ConvLSTM"):
+            return _conv_lstm_kernel(layer.config, layer.class_name, input_shape)
         effective = _describing(layer)
         units = effective.config.get("units")
         channels = input_shape[-1] if input_shape else None
@@ -265,7 +268,7 @@ def _output(class_name: str, config: dict, shape: tuple, inner) -> tuple | None:
     if units is None and inner is not None:
         units = inner.config.get("units")
     if class_name.startswith("ConvLSTM"):
-        return None
+        return _conv_lstm_output(config, shape)
     if units is not None:
         units = whole(units)
         if units is None or not 0 <= units <= MAX_SIZE:
@@ -273,6 +276,31 @@ def _output(class_name: str, config: dict, shape: tuple, inner) -> tuple | None:
     if config.get("return_sequences"):
         return shape[:2] + (units,)
     return (shape[0], units)
+
+
+def _conv_lstm_output(config: dict, shape: tuple) -> tuple | None:
+    """A ConvLSTM's output: each step's convolution over its input's spatial axes (the
+    time axis after the batch), for every step with ``return_sequences``."""
+    filters = whole(config.get("filters"))
+    if len(shape) < 4 or filters is None or not 1 <= filters <= MAX_SIZE:
+        return None
+    step = spatial_output(config, (shape[0],) + tuple(shape[2:]), "window", channels=filters)
+    if step is None:
+        return None
+    return (step[0], shape[1]) + step[1:] if config.get("return_sequences") else step
+
+
+def _conv_lstm_kernel(config: dict, class_name: str, input_shape) -> tuple | None:
+    """The input kernel: the window, the input's channels, and the four gates' filters."""
+    rank = spatial_rank(class_name)
+    window = tuple_of(config.get("kernel_size"), rank)
+    filters = whole(config.get("filters"))
+    if window is None or filters is None or not input_shape or len(input_shape) != rank + 3:
+        return None
+    channels = input_shape[-1] if channels_last(config) else input_shape[2]
+    if type(channels) is not int:
+        return None
+    return window + (channels, GATES[class_name] * filters)
 
 
 class RecurrentCellFamily(RecurrentFamily):
