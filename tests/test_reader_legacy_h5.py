@@ -465,3 +465,14 @@ def test_keras_1_weight_names_reach_the_stored_weights_estimate(tmp_path, save_m
     silenced = _keras1_weight_names(_keras1_file(dead, save_model), bias_shift=-50.0)
     codes = {f.code: f for f in gradlint.lint(str(silenced)).files[0].findings}
     assert "GL103" in codes and codes["GL103"].layer == "conv"
+
+
+def test_the_probe_says_why_it_cannot_load_a_keras_1_file(tmp_path, save_model):
+    # Keras 3 failed with "pop expected at most 1 argument, got 2", tf-keras with
+    # "Keyword argument not understood: input_dtype": now the reason, in words.
+    path = _keras1_file(tmp_path, save_model)
+    result = gradlint.lint(str(path), probe=True).files[0]
+    assert result.error is None
+    assert result.probe is not None and result.probe.get("ran") is False
+    message = json.dumps(result.probe)
+    assert "written by Keras 1.2.1" in message and "neither Keras 3 nor tf-keras" in message

@@ -142,6 +142,7 @@ def measure_file(target: Any, analysis, settings, digest: str | None = None) -> 
                 f"the live model was measured on {running}, the backend it runs on "
                 f"(probe-backend {backend} applies to model files)")
         return measurements
+    refuse_keras1(analysis.graph)
     if backend != "tensorflow":
         from gradlint.probe.loading import refuse_unsafe
 
@@ -154,6 +155,16 @@ def measure_file(target: Any, analysis, settings, digest: str | None = None) -> 
         from gradlint.probe.worker import measure_in_worker
 
         return measure_in_worker(copy, analysis, settings, backend)
+
+
+def refuse_keras1(graph) -> None:
+    """A file Keras 1 wrote: neither Keras 3 nor tf-keras reads its configuration (`init`,
+    `output_dim`, `border_mode`), so there is nothing to load; the static checks stand."""
+    version = str(getattr(graph, "keras_version", None) or "")
+    if version.split(".", 1)[0] == "1":
+        raise ProbeError(f"the file was written by Keras {version}, whose models neither "
+                         "Keras 3 nor tf-keras loads, so the probe cannot measure it (the "
+                         "static checks read it all the same)")
 
 
 def refuse_keras2(graph, backend: str) -> None:

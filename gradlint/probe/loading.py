@@ -211,7 +211,9 @@ def load(path: str, graph, *, unsafe_load: bool = False, custom_objects: list[st
         errors.append("tf-keras is not installed (pip install tf-keras to load Keras 2 files)")
     reason = "; ".join(errors)
     hint = ""
-    if any(word in reason.lower() for word in CUSTOM_HINTS) or custom:
+    # With the graph read, only its custom classes call for --custom-objects: Keras words
+    # other failures ("could not be deserialized properly") alike.
+    if custom or (graph is None and any(word in reason.lower() for word in CUSTOM_HINTS)):
         classes = f" ({', '.join(custom[:4])})" if custom else ""
         hint = (f"; the model uses custom classes{classes}: pass --custom-objects "
                 "package.module naming the module that defines or registers them")
