@@ -126,15 +126,28 @@ def check(analysis, options):
     if severity is None:
         return  # the stored kernels' scale does not explain the fall
     causes = [item for item in gains if item[1] < options["min-gain"]
-              and item[0].layer.path in moved] or gains
+              and item[0].layer.path in moved and _shrank(analysis, item[0])] or \
+        [item for item in gains if item[1] < options["min-gain"]
+         and item[0].layer.path in moved] or gains
     paths = [cause.path for cause, _ in causes]
+    low, high = min(gain for _, gain in causes), max(gain for _, gain in causes)
     reference = "the input's" if what == "signal entering" else "the output layer's"
     yield Problem(
         f"the stored weights of this trained checkpoint shrink the signal: the estimated "
         f"{what} '{node.path}' falls to {number(worst)} of {reference} (the "
         f"initializers kept it above {number(below)}); stored kernels too small for their "
-        f"fan-in: {span(paths)} (gain {number(min(gain for _, gain in causes))})",
+        f"fan-in: {span(paths)} (gain {number(low)}"
+        f"{'' if high <= 1.5 * low else f' to {number(high)}'})",
         layer=paths[0], layers=paths, severity=severity,
         evidence={"min_estimate": worst, "where": node.path, "quantity": what,
                   "explained": product ** 0.5, "moved_layers": moved[:20],
                   "gains": {cause.path: gain for cause, gain in causes}})
+
+
+def _shrank(analysis, node) -> bool:
+    """Whether the layer's stored kernel has a smaller second moment than its initializer
+    gives: a trained LSTM at its Glorot scale has a small gain from its gates' slopes, not
+    from a kernel too small for its fan-in."""
+    expected = analysis.estimate[node.id].weight_second_moment
+    have = analysis.weights_estimate[node.id].weight_second_moment
+    return bool(expected and have is not None and have < expected)
