@@ -240,6 +240,13 @@ def number(value: float | None) -> str:
     return f"{value:.2e}"
 
 
+def number_range(values: list[float], spread: float = 1.5) -> str:
+    """Values several layers share, as findings print them: the first alone when they lie
+    within `spread` of each other, else "lowest to highest"."""
+    low, high = min(values), max(values)
+    return number(values[0]) if high <= spread * low else f"{number(low)} to {number(high)}"
+
+
 def span(paths: list[str]) -> str:
     """'a' or 'a … b (n layers)' for a list of layer paths."""
     if not paths:

@@ -53,7 +53,8 @@ He et al., *Delving Deep into Rectifiers*, ICCV 2015. Glorot & Bengio, AISTATS 2
 """
 
 from gradlint import verdicts
-from gradlint.findings import Problem, adaptive_thresholds, number, severity_below, span
+from gradlint.findings import (Problem, adaptive_thresholds, number, number_range,
+                               severity_below, span)
 from gradlint.rules._fixes import initializer_fix
 
 CODE = "GL201"
@@ -143,8 +144,7 @@ def check(analysis, options):
         else "the stored weights" for node, _ in small))
     name = ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
     gains = [value for _, value in small]
-    stated = number(gain) if len(small) == 1 or max(gains) <= 1.5 * min(gains) else \
-        f"{number(min(gains))} to {number(max(gains))}"
+    stated = number_range(gains)
     yield Problem(
         f"{span(paths)} start{'s' if len(paths) == 1 else ''} with too small a kernel variance "
         f"({name}: fan_in * E[w^2] = {stated}, where about 1 to 2 keeps the signal): "

@@ -46,7 +46,7 @@ He et al., *Delving Deep into Rectifiers*, ICCV 2015. Glorot & Bengio, AISTATS 2
 """
 
 from gradlint import verdicts
-from gradlint.findings import Problem, number, severity_below, span
+from gradlint.findings import Problem, number, number_range, severity_below, span
 from gradlint.rules._stored import moved_layers, stored_gain
 
 CODE = "GL206"
@@ -130,14 +130,12 @@ def check(analysis, options):
         [item for item in gains if item[1] < options["min-gain"]
          and item[0].layer.path in moved] or gains
     paths = [cause.path for cause, _ in causes]
-    low, high = min(gain for _, gain in causes), max(gain for _, gain in causes)
     reference = "the input's" if what == "signal entering" else "the output layer's"
     yield Problem(
         f"the stored weights of this trained checkpoint shrink the signal: the estimated "
         f"{what} '{node.path}' falls to {number(worst)} of {reference} (the "
         f"initializers kept it above {number(below)}); stored kernels too small for their "
-        f"fan-in: {span(paths)} (gain {number(low)}"
-        f"{'' if high <= 1.5 * low else f' to {number(high)}'})",
+        f"fan-in: {span(paths)} (gain {number_range([gain for _, gain in causes])})",
         layer=paths[0], layers=paths, severity=severity,
         evidence={"min_estimate": worst, "where": node.path, "quantity": what,
                   "explained": product ** 0.5, "moved_layers": moved[:20],
